@@ -1,0 +1,101 @@
+//! The database pool for the stateful services: an embedded SQLite file by default, PostgreSQL
+//! for a `postgres://` URL, through `sqlx`'s Any driver so one set of queries and migrations
+//! serves both. Connecting retries with backoff, so start-up order does not matter.
+
+use std::time::Duration;
+
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
+};
+
+use crate::health::Health;
+
+/// A URL safe to log: the password, if any, replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens a pool once and runs the migrations.
+pub async fn connect(url: &str, max_connections: u32, migrator: &Migrator) -> sqlx::Result<AnyPool> {
+    install_default_drivers();
+    let sqlite = url.starts_with("sqlite:");
+    let pool = AnyPoolOptions::new()
+        .max_connections(if sqlite { 1.max(max_connections.min(4)) } else { max_connections })
+        .acquire_timeout(Duration::from_secs(3))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL lets readers work beside the writer; wait instead of failing on a lock.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    migrator.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Connects and migrates, retrying with exponential backoff (100 ms doubling to 5 s) until it
+/// works: the database may start after the service.
+pub async fn connect_with_retry(url: &str, max_connections: u32, migrator: &Migrator) -> AnyPool {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match connect(url, max_connections, migrator).await {
+            Ok(pool) => {
+                tracing::info!(database = %redact(url), "database ready");
+                return pool;
+            }
+            Err(error) => {
+                tracing::warn!(database = %redact(url), %error, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Keeps `health` in step with the database: NOT_SERVING while it cannot be reached.
+pub async fn watch_health(pool: AnyPool, health: Health, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ok = tokio::time::timeout(every, sqlx::query("SELECT 1").execute(&pool))
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false);
+        if !ok {
+            tracing::warn!("database ping failed");
+        }
+        health.set_serving(ok).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_logged_without_its_password() {
+        assert_eq!(
+            redact("postgres://books:s3cret@db:5432/users"),
+            "postgres://books:***@db:5432/users"
+        );
+        assert_eq!(redact("sqlite://users.db?mode=rwc"), "sqlite://users.db?mode=rwc");
+    }
+}
