@@ -86,6 +86,25 @@ pub async fn watch_health(pool: AnyPool, health: Health, every: Duration) {
     }
 }
 
+/// A pool that arrives after the server has started (the database may come up later).
+#[derive(Clone, Default)]
+pub struct LazyPool(std::sync::Arc<std::sync::OnceLock<AnyPool>>);
+
+/// The database has not been reached yet.
+#[derive(Debug, thiserror::Error)]
+#[error("the database is not reachable yet")]
+pub struct NotReady;
+
+impl LazyPool {
+    pub fn set(&self, pool: AnyPool) {
+        let _ = self.0.set(pool);
+    }
+
+    pub fn get(&self) -> Result<&AnyPool, NotReady> {
+        self.0.get().ok_or(NotReady)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,1 +1,161 @@
+//! The recommendations service: ratings (stored in SQLite by default or PostgreSQL) and what to
+//! read next (popular, similar, personal), plus a live feed of ratings, over gRPC.
 #![forbid(unsafe_code)]
+
+pub mod grpc;
+pub mod popularity;
+pub mod recommender;
+pub mod similarity;
+pub mod store;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use marketplace::catalog::Catalog;
+use platform::{
+    auth::{AuthInterceptor, TokenKey, WeakSecret},
+    config::{ServeArgs, TelemetryArgs},
+    database::LazyPool,
+    grpc::{Kit, ServeError},
+    page_token::PageTokens,
+};
+use protos::recommendations::v1::recommendations_service_server::RecommendationsServiceServer;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+
+use crate::{
+    recommender::Recommender,
+    store::{RatingStore, SqlRatingStore},
+};
+
+/// The full gRPC name of the service, also its health service name.
+pub const SERVICE_NAME: &str = "bookstore.recommendations.v1.RecommendationsService";
+
+/// Configuration of the recommendations binary.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "recommendations",
+    version,
+    about = "The bookstore's ratings and recommendations service (gRPC)."
+)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "GRPC_ADDR", default_value = "127.0.0.1:50052")]
+    pub grpc_addr: SocketAddr,
+    /// Address of the admin HTTP server (/metrics, /livez, /readyz).
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9092")]
+    pub admin_addr: SocketAddr,
+    /// Database URL: `sqlite://FILE?mode=rwc` (embedded) or `postgres://USER:PASS@HOST/DB`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://recommendations.db?mode=rwc"
+    )]
+    pub database_url: String,
+    /// Most database connections held open.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// Secret (32+ bytes) that bearer tokens are signed with (the users service's TOKEN_SECRET).
+    #[arg(long, env = "TOKEN_SECRET", value_parser = platform::config::secret)]
+    pub token_secret: SecretString,
+    /// A goodbooks-10k style books.csv for the popularity prior instead of the built-in copy.
+    #[arg(long, env = "CATALOG_PATH")]
+    pub catalog_path: Option<PathBuf>,
+    /// Secret that signs page tokens; replicas must share it. Random per process when unset.
+    #[arg(long, env = "PAGE_TOKEN_SECRET", value_parser = platform::config::secret)]
+    pub page_token_secret: Option<SecretString>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// Why the recommendations service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Secret(#[from] WeakSecret),
+}
+
+/// Serves ratings and recommendations until `shutdown` resolves. Health turns SERVING once the
+/// catalog is loaded, the database is reachable and every stored rating is indexed.
+pub async fn run(
+    grpc: TcpListener,
+    admin: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let key = TokenKey::new(&config.token_secret)?;
+    let kit = Kit::new(SERVICE_NAME).await;
+    let pool = LazyPool::default();
+    let store: Arc<dyn RatingStore> = Arc::new(SqlRatingStore::new(pool.clone()));
+    let engine = Arc::new(OnceLock::new());
+    let tokens = match &config.page_token_secret {
+        Some(s) => PageTokens::new(s.expose_secret().as_bytes()),
+        None => PageTokens::random(),
+    };
+
+    let health = kit.health.clone();
+    let (slot, loader_store) = (engine.clone(), store.clone());
+    let (url, max, catalog_path) = (
+        config.database_url.clone(),
+        config.database_max_connections,
+        config.catalog_path.clone(),
+    );
+    tokio::spawn(async move {
+        let catalog = tokio::task::spawn_blocking(move || match catalog_path {
+            Some(p) => Catalog::from_path(&p),
+            None => Catalog::builtin(),
+        })
+        .await;
+        let catalog = match catalog {
+            Ok(Ok(c)) => c,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "catalog could not be loaded; staying NOT_SERVING");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "catalog loader panicked; staying NOT_SERVING");
+                return;
+            }
+        };
+        let db = platform::database::connect_with_retry(&url, max, &store::MIGRATOR).await;
+        pool.set(db.clone());
+        let mut delay = Duration::from_millis(100);
+        let ratings = loop {
+            match loader_store.all().await {
+                Ok(r) => break r,
+                Err(error) => {
+                    tracing::warn!(%error, "loading ratings failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let count = ratings.len();
+        let _ = slot.set(Recommender::new(catalog, &ratings));
+        tracing::info!(ratings = count, "recommender ready");
+        health.set_serving(true).await;
+        platform::database::watch_health(db, health, Duration::from_secs(5)).await;
+    });
+
+    let service = grpc::Recommendations::new(store, engine, tokens, kit.draining(), &kit.metrics);
+    let service = RecommendationsServiceServer::with_interceptor(service, AuthInterceptor::new(key));
+    kit.serve(
+        grpc,
+        admin,
+        &config.serve,
+        protos::FILE_DESCRIPTOR_SET,
+        service,
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,1 +1,102 @@
+//! The users service: accounts (sign-up, sign-in with argon2id hashes, bearer tokens, the
+//! owner's profile) over gRPC, stored in SQLite by default or PostgreSQL.
 #![forbid(unsafe_code)]
+
+pub mod account;
+pub mod grpc;
+pub mod store;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use platform::{
+    auth::{AuthInterceptor, TokenKey, WeakSecret},
+    config::{ServeArgs, TelemetryArgs},
+    grpc::{Kit, ServeError},
+};
+use protos::users::v1::users_service_server::UsersServiceServer;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::store::SqlUserStore;
+
+/// The full gRPC name of the service, also its health service name.
+pub const SERVICE_NAME: &str = "bookstore.users.v1.UsersService";
+
+/// Configuration of the users binary.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "users", version, about = "The bookstore's accounts service (gRPC).")]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "GRPC_ADDR", default_value = "127.0.0.1:50053")]
+    pub grpc_addr: SocketAddr,
+    /// Address of the admin HTTP server (/metrics, /livez, /readyz).
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9093")]
+    pub admin_addr: SocketAddr,
+    /// Database URL: `sqlite://FILE?mode=rwc` (embedded) or `postgres://USER:PASS@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://users.db?mode=rwc")]
+    pub database_url: String,
+    /// Most database connections held open.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// Secret (32+ bytes) that signs bearer tokens; every service that checks tokens shares it.
+    #[arg(long, env = "TOKEN_SECRET", value_parser = platform::config::secret)]
+    pub token_secret: SecretString,
+    /// How long a token stays valid, in seconds.
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub token_ttl_secs: u64,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// Why the users service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Secret(#[from] WeakSecret),
+}
+
+/// Serves accounts until `shutdown` resolves. Health turns SERVING once the database is
+/// reachable and migrated, and follows it afterwards.
+pub async fn run(
+    grpc: TcpListener,
+    admin: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let key = TokenKey::new(&config.token_secret)?;
+    let kit = Kit::new(SERVICE_NAME).await;
+    let pool = platform::database::LazyPool::default();
+
+    let health = kit.health.clone();
+    let slot = pool.clone();
+    let url = config.database_url.clone();
+    let max = config.database_max_connections;
+    tokio::spawn(async move {
+        let pool = platform::database::connect_with_retry(&url, max, &store::MIGRATOR).await;
+        slot.set(pool.clone());
+        health.set_serving(true).await;
+        platform::database::watch_health(pool, health, Duration::from_secs(5)).await;
+    });
+
+    let users = grpc::Users::new(
+        Arc::new(SqlUserStore::new(pool)),
+        key.clone(),
+        Duration::from_secs(config.token_ttl_secs),
+        &kit.metrics,
+    );
+    let service = UsersServiceServer::with_interceptor(users, AuthInterceptor::new(key));
+    kit.serve(
+        grpc,
+        admin,
+        &config.serve,
+        protos::FILE_DESCRIPTOR_SET,
+        service,
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

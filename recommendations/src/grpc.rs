@@ -1,0 +1,317 @@
+//! The gRPC face of ratings and recommendations: validates requests, stores ratings, keeps the
+//! recommender and the live feed in step with what was stored.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, OnceLock},
+};
+
+use futures_util::Stream;
+use platform::{
+    auth::caller,
+    page_token::{PageTokens, page_size},
+};
+use prometheus::IntCounterVec;
+use protos::recommendations::v1::{
+    self as pb, recommendations_service_server::RecommendationsService,
+};
+use tokio::sync::{Mutex, broadcast, watch};
+use tokio_stream::{StreamExt, wrappers::BroadcastStream};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    recommender::{Recommendation, Recommender, Source},
+    store::{RatingRow, RatingStore, StoreError},
+};
+
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+pub const MAX_PAGE_SIZE: usize = 100;
+pub const DEFAULT_RECS: usize = 10;
+pub const MAX_RECS: usize = 50;
+
+/// The service; answers UNAVAILABLE until the catalog and the ratings are loaded.
+#[derive(Clone)]
+pub struct Recommendations {
+    store: Arc<dyn RatingStore>,
+    engine: Arc<OnceLock<Recommender>>,
+    tokens: PageTokens,
+    /// Serialises writes so the database and the in-memory index apply them in one order.
+    writes: Arc<Mutex<()>>,
+    feed: broadcast::Sender<pb::WatchRatingsResponse>,
+    draining: watch::Receiver<bool>,
+    ratings_total: IntCounterVec,
+    served_total: IntCounterVec,
+}
+
+impl Recommendations {
+    pub fn new(
+        store: Arc<dyn RatingStore>,
+        engine: Arc<OnceLock<Recommender>>,
+        tokens: PageTokens,
+        draining: watch::Receiver<bool>,
+        metrics: &platform::metrics::Metrics,
+    ) -> Self {
+        Self {
+            store,
+            engine,
+            tokens,
+            writes: Arc::new(Mutex::new(())),
+            feed: broadcast::Sender::new(256),
+            draining,
+            ratings_total: metrics.counter_vec(
+                "recommendations_ratings_total",
+                "Ratings stored, by action (rated, deleted).",
+                &["action"],
+            ),
+            served_total: metrics.counter_vec(
+                "recommendations_served_total",
+                "Recommendations served, by source (popular, similar, personal).",
+                &["source"],
+            ),
+        }
+    }
+
+    fn engine(&self) -> Result<&Recommender, Status> {
+        self.engine
+            .get()
+            .ok_or_else(|| Status::unavailable("recommendations are still loading"))
+    }
+
+    /// A positive id of a book in the catalog.
+    fn known_book(&self, id: i64, field: &str) -> Result<i64, Status> {
+        if id <= 0 {
+            return Err(Status::invalid_argument(format!(
+                "{field} must be a positive book id, got {id}"
+            )));
+        }
+        if self.engine()?.catalog().get(id).is_none() {
+            return Err(Status::not_found(format!("book {id} not found")));
+        }
+        Ok(id)
+    }
+
+    fn to_proto(&self, recs: Vec<Recommendation>) -> Vec<pb::Recommendation> {
+        for r in &recs {
+            self.served_total.with_label_values(&[r.source.label()]).inc();
+        }
+        recs.into_iter()
+            .map(|r| pb::Recommendation {
+                book_id: r.book_id,
+                score: r.score,
+                source: match r.source {
+                    Source::Popular => pb::RecommendationSource::Popular,
+                    Source::Similar => pb::RecommendationSource::Similar,
+                    Source::Personal => pb::RecommendationSource::Personal,
+                } as i32,
+                reason: r.reason,
+                because_book_id: r.because_book_id.unwrap_or(0),
+            })
+            .collect()
+    }
+
+    fn publish(&self, kind: pb::RatingEventKind, book_id: i64, stars: i64, at: i64) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.feed.send(pb::WatchRatingsResponse {
+            kind: kind as i32,
+            rating: Some(pb::Rating {
+                user_id: String::new(),
+                book_id,
+                stars: stars as i32,
+                update_time_unix_ms: at,
+            }),
+        });
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotReady(_) => Status::unavailable(e.to_string()),
+            StoreError::Database(error) => {
+                tracing::error!(%error, "ratings database failed");
+                Status::unavailable("the ratings database is unavailable; try again")
+            }
+        }
+    }
+}
+
+fn rating_proto(r: RatingRow) -> pb::Rating {
+    pb::Rating {
+        user_id: r.user_id,
+        book_id: r.book_id,
+        stars: r.stars as i32,
+        update_time_unix_ms: r.updated_at_ms,
+    }
+}
+
+type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRatingsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RecommendationsService for Recommendations {
+    #[tracing::instrument(skip_all, fields(book_id = request.get_ref().book_id), err(level = "info"))]
+    async fn rate_book(
+        &self,
+        request: Request<pb::RateBookRequest>,
+    ) -> Result<Response<pb::RateBookResponse>, Status> {
+        let me = caller(&request)?;
+        let req = request.into_inner();
+        let book_id = self.known_book(req.book_id, "book_id")?;
+        if !(1..=5).contains(&req.stars) {
+            return Err(Status::invalid_argument(format!(
+                "stars must be between 1 and 5, got {}",
+                req.stars
+            )));
+        }
+        let row = RatingRow {
+            user_id: me.user_id,
+            book_id,
+            stars: i64::from(req.stars),
+            updated_at_ms: platform::now_unix_ms(),
+        };
+        let old = {
+            let _write = self.writes.lock().await;
+            let old = self.store.upsert(&row).await?;
+            self.engine()?.record(&row.user_id, book_id, Some(row.stars));
+            old
+        };
+        self.ratings_total.with_label_values(&["rated"]).inc();
+        self.publish(pb::RatingEventKind::Rated, book_id, row.stars, row.updated_at_ms);
+        Ok(Response::new(pb::RateBookResponse {
+            rating: Some(rating_proto(row)),
+            created: old.is_none(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(book_id = request.get_ref().book_id), err(level = "info"))]
+    async fn delete_rating(
+        &self,
+        request: Request<pb::DeleteRatingRequest>,
+    ) -> Result<Response<pb::DeleteRatingResponse>, Status> {
+        let me = caller(&request)?;
+        let book_id = self.known_book(request.get_ref().book_id, "book_id")?;
+        let old = {
+            let _write = self.writes.lock().await;
+            let old = self.store.delete(&me.user_id, book_id).await?;
+            if old.is_some() {
+                self.engine()?.record(&me.user_id, book_id, None);
+            }
+            old
+        };
+        let Some(stars) = old else {
+            return Err(Status::not_found(format!("you have not rated book {book_id}")));
+        };
+        self.ratings_total.with_label_values(&["deleted"]).inc();
+        self.publish(
+            pb::RatingEventKind::Deleted,
+            book_id,
+            stars,
+            platform::now_unix_ms(),
+        );
+        Ok(Response::new(pb::DeleteRatingResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn list_my_ratings(
+        &self,
+        request: Request<pb::ListMyRatingsRequest>,
+    ) -> Result<Response<pb::ListMyRatingsResponse>, Status> {
+        let me = caller(&request)?;
+        let req = request.into_inner();
+        let size = page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let scope = format!("ratings:{}", me.user_id);
+        let start = self.tokens.start(&scope, &req.page_token)?;
+        // One extra row tells whether another page follows.
+        let mut rows = self
+            .store
+            .list_by_user(&me.user_id, start, size as u64 + 1)
+            .await?;
+        let next_page_token = if rows.len() > size {
+            rows.truncate(size);
+            self.tokens.encode(&scope, start + size as u64)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListMyRatingsResponse {
+            ratings: rows.into_iter().map(rating_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn list_popular_books(
+        &self,
+        request: Request<pb::ListPopularBooksRequest>,
+    ) -> Result<Response<pb::ListPopularBooksResponse>, Status> {
+        let req = request.into_inner();
+        let size = page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let start = self.tokens.start("popular", &req.page_token)? as usize;
+        let (recs, total) = self.engine()?.popular(start, size);
+        let end = start + recs.len();
+        let next_page_token = if end < total {
+            self.tokens.encode("popular", end as u64)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListPopularBooksResponse {
+            recommendations: self.to_proto(recs),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(book_id = request.get_ref().book_id), err(level = "info"))]
+    async fn list_similar_books(
+        &self,
+        request: Request<pb::ListSimilarBooksRequest>,
+    ) -> Result<Response<pb::ListSimilarBooksResponse>, Status> {
+        let req = request.into_inner();
+        let book_id = self.known_book(req.book_id, "book_id")?;
+        let size = page_size(req.page_size, DEFAULT_RECS, MAX_RECS)?;
+        let recs = self.engine()?.similar(book_id, size);
+        Ok(Response::new(pb::ListSimilarBooksResponse {
+            recommendations: self.to_proto(recs),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn list_recommendations_for_me(
+        &self,
+        request: Request<pb::ListRecommendationsForMeRequest>,
+    ) -> Result<Response<pb::ListRecommendationsForMeResponse>, Status> {
+        let me = caller(&request)?;
+        let size = page_size(request.get_ref().page_size, DEFAULT_RECS, MAX_RECS)?;
+        let recs = self.engine()?.for_user(&me.user_id, size);
+        Ok(Response::new(pb::ListRecommendationsForMeResponse {
+            recommendations: self.to_proto(recs),
+        }))
+    }
+
+    type WatchRatingsStream = FeedStream;
+
+    #[tracing::instrument(skip_all, fields(book_id = request.get_ref().book_id), err(level = "info"))]
+    async fn watch_ratings(
+        &self,
+        request: Request<pb::WatchRatingsRequest>,
+    ) -> Result<Response<Self::WatchRatingsStream>, Status> {
+        let filter = request.get_ref().book_id;
+        if filter != 0 {
+            self.known_book(filter, "book_id")?;
+        }
+        let mut draining = self.draining.clone();
+        let stream = BroadcastStream::new(self.feed.subscribe())
+            .filter_map(move |event| match event {
+                Ok(e) if filter == 0 || e.rating.as_ref().is_some_and(|r| r.book_id == filter) => {
+                    Some(Ok(e))
+                }
+                Ok(_) => None,
+                Err(lagged) => {
+                    tracing::warn!(%lagged, "a feed watcher fell behind; events skipped");
+                    None
+                }
+            });
+        // The feed ends when the server starts draining, so shutdown is not held up.
+        let stream = futures_util::StreamExt::take_until(stream, async move {
+            let _ = draining.wait_for(|d| *d).await;
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

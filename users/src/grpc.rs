@@ -1,0 +1,248 @@
+//! The gRPC face of accounts: validates requests, enforces "only the owner", hashes off the
+//! async runtime, and turns rows into proto messages (never with a password or hash).
+
+use std::{sync::Arc, time::Duration};
+
+use platform::auth::{TokenKey, caller};
+use prometheus::IntCounterVec;
+use protos::users::v1::{self as pb, users_service_server::UsersService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    account::{self, Invalid},
+    store::{StoreError, UserRow, UserStore},
+};
+
+/// One message for an unknown email and a wrong password: no account enumeration.
+const BAD_CREDENTIALS: &str = "email or password is incorrect";
+
+/// The users service.
+#[derive(Clone)]
+pub struct Users {
+    store: Arc<dyn UserStore>,
+    tokens: TokenKey,
+    token_ttl: Duration,
+    signups: IntCounterVec,
+    signins: IntCounterVec,
+    /// Verified against when the email is unknown, so both failures take the same time.
+    decoy_hash: Arc<str>,
+}
+
+impl Users {
+    pub fn new(
+        store: Arc<dyn UserStore>,
+        tokens: TokenKey,
+        token_ttl: Duration,
+        metrics: &platform::metrics::Metrics,
+    ) -> Self {
+        Self {
+            store,
+            tokens,
+            token_ttl,
+            signups: metrics.counter_vec("users_signups_total", "Accounts created.", &[]),
+            signins: metrics.counter_vec(
+                "users_signins_total",
+                "Sign-in attempts by outcome (success, failure).",
+                &["outcome"],
+            ),
+            decoy_hash: account::hash_password("decoy password never used").into(),
+        }
+    }
+}
+
+impl From<Invalid> for Status {
+    fn from(e: Invalid) -> Self {
+        Status::invalid_argument(e.0)
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => Status::already_exists(e.to_string()),
+            StoreError::NotReady(_) => Status::unavailable(e.to_string()),
+            StoreError::Database(error) => {
+                tracing::error!(%error, "users database failed");
+                Status::unavailable("the users database is unavailable; try again")
+            }
+        }
+    }
+}
+
+fn to_proto(u: UserRow) -> pb::User {
+    pb::User {
+        id: u.id,
+        email: u.email,
+        display_name: u.display_name,
+        create_time_unix_ms: u.created_at_ms,
+        update_time_unix_ms: u.updated_at_ms,
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Status::internal("internal error"))
+}
+
+/// The caller, who must own account `id`.
+fn owner<T>(req: &Request<T>, id: &str) -> Result<String, Status> {
+    let me = caller(req)?;
+    if id.is_empty() {
+        return Err(Status::invalid_argument("id is required"));
+    }
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(Status::invalid_argument(format!(
+            "id must be a user id (a UUID), got {id:?}"
+        )));
+    }
+    if me.user_id != id {
+        return Err(Status::permission_denied(
+            "you may only read or change your own account",
+        ));
+    }
+    Ok(me.user_id)
+}
+
+fn gone(id: &str) -> Status {
+    Status::not_found(format!("user {id} not found"))
+}
+
+#[tonic::async_trait]
+impl UsersService for Users {
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        let req = request.into_inner();
+        let (email, email_lower) = account::check_email(&req.email)?;
+        let display_name = account::check_display_name(&req.display_name)?;
+        account::check_password(&req.password)?;
+        if self.store.by_email(&email_lower).await?.is_some() {
+            return Err(StoreError::EmailTaken.into());
+        }
+        let password = req.password;
+        let password_hash = blocking(move || account::hash_password(&password)).await?;
+        let now = platform::now_unix_ms();
+        let user = UserRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            email,
+            display_name,
+            password_hash,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.store.insert(&user, &email_lower).await?;
+        self.signups.with_label_values(&[] as &[&str]).inc();
+        tracing::info!(user_id = %user.id, "account created");
+        Ok(Response::new(pb::CreateUserResponse {
+            user: Some(to_proto(user)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn sign_in(
+        &self,
+        request: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::SignInResponse>, Status> {
+        let req = request.into_inner();
+        if req.email.trim().is_empty() {
+            return Err(Status::invalid_argument("email is required"));
+        }
+        if req.password.is_empty() {
+            return Err(Status::invalid_argument("password is required"));
+        }
+        if req.password.chars().count() > account::MAX_PASSWORD_LEN {
+            self.signins.with_label_values(&["failure"]).inc();
+            return Err(Status::unauthenticated(BAD_CREDENTIALS));
+        }
+        let user = self.store.by_email(&req.email.trim().to_lowercase()).await?;
+        let hash: Arc<str> = match &user {
+            Some(u) => u.password_hash.as_str().into(),
+            None => self.decoy_hash.clone(),
+        };
+        let password = req.password;
+        let matches = blocking(move || account::verify_password(&password, &hash)).await?;
+        match user {
+            Some(user) if matches => {
+                let (access_token, claims) = self.tokens.issue(&user.id, self.token_ttl);
+                self.signins.with_label_values(&["success"]).inc();
+                tracing::info!(user_id = %user.id, "signed in");
+                Ok(Response::new(pb::SignInResponse {
+                    access_token,
+                    expires_in_seconds: claims.exp - claims.iat,
+                    user: Some(to_proto(user)),
+                }))
+            }
+            _ => {
+                self.signins.with_label_values(&["failure"]).inc();
+                Err(Status::unauthenticated(BAD_CREDENTIALS))
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        let id = owner(&request, &request.get_ref().id)?;
+        let user = self.store.by_id(&id).await?.ok_or_else(|| gone(&id))?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(to_proto(user)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::UpdateUserResponse>, Status> {
+        let id = owner(&request, &request.get_ref().id)?;
+        let req = request.into_inner();
+        if req.display_name.is_none() && req.password.is_none() {
+            return Err(Status::invalid_argument(
+                "nothing to update: set display_name and/or password",
+            ));
+        }
+        let display_name = req
+            .display_name
+            .as_deref()
+            .map(account::check_display_name)
+            .transpose()?;
+        let password_hash = match req.password {
+            Some(p) => {
+                account::check_password(&p)?;
+                Some(blocking(move || account::hash_password(&p)).await?)
+            }
+            None => None,
+        };
+        let user = self
+            .store
+            .update(
+                &id,
+                display_name.as_deref(),
+                password_hash.as_deref(),
+                platform::now_unix_ms(),
+            )
+            .await?
+            .ok_or_else(|| gone(&id))?;
+        Ok(Response::new(pb::UpdateUserResponse {
+            user: Some(to_proto(user)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let id = owner(&request, &request.get_ref().id)?;
+        if !self.store.delete(&id).await? {
+            return Err(gone(&id));
+        }
+        tracing::info!(user_id = %id, "account deleted");
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+}
