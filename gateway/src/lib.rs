@@ -1,1 +1,245 @@
+//! The gateway: the bookstore's only public door. A REST JSON API under `/api/v1`, the
+//! server-rendered marketplace pages and an SSE feed, each request fanned out to the gRPC
+//! services over one long-lived channel per service. `build_router` is tested with `oneshot`;
+//! `run` serves it on a given listener.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod error;
+pub mod pages;
+pub mod upstream;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{
+    Router,
+    error_handling::HandleErrorLayer,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use platform::{
+    config::{ServeArgs, TelemetryArgs},
+    http_metrics::HttpMetrics,
+    metrics::Metrics,
+};
+use tokio::{net::TcpListener, sync::watch};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{error::ApiError, upstream::Upstreams};
+
+/// Configuration of the gateway binary.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "gateway",
+    version,
+    about = "The bookstore's public door: REST API, marketplace pages and SSE over the gRPC services."
+)]
+pub struct Config {
+    /// Address the public HTTP server listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Address of the admin HTTP server (/metrics, /livez, /readyz).
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+    pub admin_addr: SocketAddr,
+    /// The marketplace service.
+    #[arg(
+        long,
+        env = "MARKETPLACE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub marketplace_url: String,
+    /// The recommendations service.
+    #[arg(
+        long,
+        env = "RECOMMENDATIONS_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub recommendations_url: String,
+    /// The users service.
+    #[arg(long, env = "USERS_URL", default_value = "http://127.0.0.1:50053")]
+    pub users_url: String,
+    /// Longest wait for an optional page section (recommendations), in milliseconds.
+    #[arg(long, env = "OPTIONAL_TIMEOUT_MS", default_value_t = 800)]
+    pub optional_timeout_ms: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Mark session cookies `Secure` (serve the pages over HTTPS when set).
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = false)]
+    pub cookie_secure: bool,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub upstreams: Upstreams,
+    /// Budget of one incoming request; each upstream call gets what remains of it.
+    pub request_timeout: Duration,
+    pub optional_timeout: Duration,
+    pub cookie_secure: bool,
+    /// Flips to true when draining begins; long-lived SSE responses end on it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Why the gateway stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Upstream(#[from] upstream::BadUpstream),
+    #[error("serving HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+async fn overloaded(err: tower::BoxError) -> Response {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway is at its concurrency limit; retry with backoff",
+        )
+        .into_response()
+    } else {
+        tracing::error!(error = %err, "unhandled middleware error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    }
+}
+
+fn http_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!(
+        "http.server",
+        otel.name = %format!("{} {}", req.method(), route),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %req.method(),
+        http.route = %route,
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        request_id = ?req.headers().get("x-request-id"),
+    )
+}
+
+/// The whole public router: API, pages, and the middleware stack.
+pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Router {
+    let http_metrics = HttpMetrics::new(metrics);
+    let stack = ServiceBuilder::new()
+        // Outermost: every request gets an id, echoed back in the response.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // A span per request, named by route template.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(http_span)
+                .on_response(|res: &Response, latency: Duration, span: &tracing::Span| {
+                    span.record("http.response.status_code", res.status().as_u16());
+                    if res.status().is_server_error() {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                    tracing::debug!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_millis() as u64,
+                        "answered"
+                    );
+                }),
+        )
+        // RED metrics by route template.
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            platform::http_metrics::track,
+        ))
+        // A panic becomes a 500, not a dropped connection.
+        .layer(CatchPanicLayer::new())
+        // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            config.serve.concurrency_limit,
+        ));
+    Router::new()
+        .merge(api::router())
+        .merge(pages::router())
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(stack)
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` (and the admin routes on `admin`) until `shutdown`
+/// resolves; then not ready, a pause, and a bounded drain.
+pub async fn run(
+    listener: TcpListener,
+    admin: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let metrics = Metrics::new();
+    let upstreams = Upstreams::new(
+        &config.marketplace_url,
+        &config.recommendations_url,
+        &config.users_url,
+        &metrics,
+    )?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState {
+        upstreams,
+        request_timeout: config.serve.request_timeout(),
+        optional_timeout: Duration::from_millis(config.optional_timeout_ms),
+        cookie_secure: config.cookie_secure,
+        shutdown: stop_rx,
+    };
+    let app = build_router(state, &metrics, &config);
+
+    // The gateway can serve as soon as it listens: upstream trouble degrades pages, it does not
+    // make the gateway unready (that would take the whole site down with one service).
+    let (ready_tx, ready_rx) = watch::channel(true);
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(platform::admin::serve(
+        admin,
+        platform::admin::router(metrics, ready_rx),
+        async move {
+            let _ = admin_stop_rx.await;
+        },
+    ));
+
+    let delay = config.serve.shutdown_delay();
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        ready_tx.send_replace(false);
+        tracing::info!("draining: not ready");
+        tokio::time::sleep(delay).await;
+        stop_tx.send_replace(true);
+        let _ = drain_tx.send(());
+    };
+    tracing::info!(addr = %listener.local_addr()?, "gateway started");
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let drain_timeout = config.serve.drain_timeout();
+    let result = tokio::select! {
+        r = server => r.map_err(Error::from),
+        _ = async {
+            if drain_rx.await.is_ok() {
+                tokio::time::sleep(drain_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!("drain timed out; closing the remaining requests");
+            Ok(())
+        }
+    };
+    let _ = admin_stop_tx.send(());
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    result
+}

@@ -297,7 +297,9 @@ mod tests {
     #[test]
     fn a_nophoto_cover_counts_as_no_cover() {
         assert_eq!(
-            clean_cover("https://s.gr-assets.com/assets/nophoto/book/111x148-bcc042a9c91a29c1d680899eff700a03.png"),
+            clean_cover(
+                "https://s.gr-assets.com/assets/nophoto/book/111x148-bcc042a9c91a29c1d680899eff700a03.png"
+            ),
             ""
         );
     }

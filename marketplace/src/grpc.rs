@@ -3,9 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use platform::page_token::{PageTokens, page_size};
-use protos::marketplace::v1::{
-    self as pb, marketplace_service_server::MarketplaceService,
-};
+use protos::marketplace::v1::{self as pb, marketplace_service_server::MarketplaceService};
 use tonic::{Request, Response, Status};
 
 use crate::catalog::{Book, Catalog};

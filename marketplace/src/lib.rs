@@ -29,7 +29,11 @@ pub const SERVICE_NAME: &str = "bookstore.marketplace.v1.MarketplaceService";
 
 /// Configuration of the marketplace binary.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "marketplace", version, about = "The bookstore's catalog service (gRPC).")]
+#[command(
+    name = "marketplace",
+    version,
+    about = "The bookstore's catalog service (gRPC)."
+)]
 pub struct Config {
     /// Address the gRPC server listens on.
     #[arg(long, env = "GRPC_ADDR", default_value = "127.0.0.1:50051")]
@@ -85,12 +89,18 @@ pub async fn run(
         .await;
         match loaded {
             Ok(Ok(c)) => {
-                tracing::info!(books = c.len(), elapsed_ms = started.elapsed().as_millis() as u64, "catalog loaded");
+                tracing::info!(
+                    books = c.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "catalog loaded"
+                );
                 books_gauge.set(c.len() as i64);
                 let _ = slot.set(c);
                 health.set_serving(true).await;
             }
-            Ok(Err(error)) => tracing::error!(%error, "catalog could not be loaded; staying NOT_SERVING"),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "catalog could not be loaded; staying NOT_SERVING")
+            }
             Err(error) => tracing::error!(%error, "catalog loader panicked; staying NOT_SERVING"),
         }
     });

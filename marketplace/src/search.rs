@@ -105,7 +105,11 @@ impl SearchIndex {
             .collect();
         ranked.sort_by(|a, b| {
             b.1.total_cmp(&a.1)
-                .then(books[b.0 as usize].ratings_count.cmp(&books[a.0 as usize].ratings_count))
+                .then(
+                    books[b.0 as usize]
+                        .ratings_count
+                        .cmp(&books[a.0 as usize].ratings_count),
+                )
                 .then(books[a.0 as usize].id.cmp(&books[b.0 as usize].id))
         });
         ranked.into_iter().map(|(doc, _)| doc).collect()
@@ -226,7 +230,11 @@ mod tests {
     fn the_real_catalog_finds_the_hobbit_first_for_its_title() {
         let c = Catalog::builtin().unwrap();
         let hits = c.search("the hobbit");
-        assert!(hits[0].title.starts_with("The Hobbit"), "{:?}", hits[0].title);
+        assert!(
+            hits[0].title.starts_with("The Hobbit"),
+            "{:?}",
+            hits[0].title
+        );
         assert!(c.search("rowling").len() >= 10);
     }
 }

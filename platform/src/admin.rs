@@ -5,7 +5,10 @@ use std::future::Future;
 use axum::{
     Router,
     extract::State,
-    http::{StatusCode, header}, response::IntoResponse, routing::get};
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::metrics::Metrics;

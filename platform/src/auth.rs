@@ -141,9 +141,7 @@ impl tonic::service::Interceptor for AuthInterceptor {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim)
-            .ok_or_else(|| {
-                Status::unauthenticated("authorization must be `Bearer <token>`")
-            })?;
+            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
         let claims = self
             .key
             .verify(token)
@@ -235,6 +233,9 @@ mod tests {
         let mut bad = Request::new(());
         bad.metadata_mut()
             .insert("authorization", "Bearer nope.nope".parse().unwrap());
-        assert_eq!(i.call(bad).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            i.call(bad).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
     }
 }

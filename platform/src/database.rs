@@ -27,11 +27,19 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Opens a pool once and runs the migrations.
-pub async fn connect(url: &str, max_connections: u32, migrator: &Migrator) -> sqlx::Result<AnyPool> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    migrator: &Migrator,
+) -> sqlx::Result<AnyPool> {
     install_default_drivers();
     let sqlite = url.starts_with("sqlite:");
     let pool = AnyPoolOptions::new()
-        .max_connections(if sqlite { 1.max(max_connections.min(4)) } else { max_connections })
+        .max_connections(if sqlite {
+            1.max(max_connections.min(4))
+        } else {
+            max_connections
+        })
         .acquire_timeout(Duration::from_secs(3))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
@@ -115,6 +123,9 @@ mod tests {
             redact("postgres://books:s3cret@db:5432/users"),
             "postgres://books:***@db:5432/users"
         );
-        assert_eq!(redact("sqlite://users.db?mode=rwc"), "sqlite://users.db?mode=rwc");
+        assert_eq!(
+            redact("sqlite://users.db?mode=rwc"),
+            "sqlite://users.db?mode=rwc"
+        );
     }
 }

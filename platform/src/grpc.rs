@@ -46,9 +46,8 @@ pub struct Kit {
     pub metrics: Metrics,
     pub health: Health,
     name: &'static str,
-    health_server: tonic_health::pb::health_server::HealthServer<
-        tonic_health::server::HealthService,
-    >,
+    health_server:
+        tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
     draining: watch::Sender<bool>,
 }
 

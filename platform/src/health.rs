@@ -39,16 +39,16 @@ impl Health {
     /// Once draining has begun the status stays NOT_SERVING.
     pub async fn set_serving(&self, serving: bool) {
         let serving = serving && !self.draining.load(Ordering::SeqCst);
-        let changed = self.ready.send_if_modified(|r| std::mem::replace(r, serving) != serving);
+        let changed = self
+            .ready
+            .send_if_modified(|r| std::mem::replace(r, serving) != serving);
         let status = if serving {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
         };
         self.reporter.set_service_status("", status).await;
-        self.reporter
-            .set_service_status(self.service, status)
-            .await;
+        self.reporter.set_service_status(self.service, status).await;
         if changed {
             tracing::info!(service = self.service, serving, "health changed");
         }

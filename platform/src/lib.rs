@@ -8,6 +8,7 @@ pub mod config;
 pub mod database;
 pub mod grpc;
 pub mod health;
+pub mod http_metrics;
 pub mod metrics;
 pub mod page_token;
 pub mod shutdown;

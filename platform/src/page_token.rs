@@ -190,6 +190,11 @@ mod tests {
             page_size(101, 20, 100).unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
-        assert!(page_size(-1, 20, 100).unwrap_err().message().contains("page_size"));
+        assert!(
+            page_size(-1, 20, 100)
+                .unwrap_err()
+                .message()
+                .contains("page_size")
+        );
     }
 }

@@ -35,7 +35,11 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
         registry.with(fmt::layer()).try_init()
     };
     if result.is_ok() {
-        tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "telemetry ready");
+        tracing::info!(
+            service,
+            version = env!("CARGO_PKG_VERSION"),
+            "telemetry ready"
+        );
     }
     TelemetryGuard { _private: () }
 }

@@ -92,7 +92,9 @@ impl Recommendations {
 
     fn to_proto(&self, recs: Vec<Recommendation>) -> Vec<pb::Recommendation> {
         for r in &recs {
-            self.served_total.with_label_values(&[r.source.label()]).inc();
+            self.served_total
+                .with_label_values(&[r.source.label()])
+                .inc();
         }
         recs.into_iter()
             .map(|r| pb::Recommendation {
@@ -171,11 +173,17 @@ impl RecommendationsService for Recommendations {
         let old = {
             let _write = self.writes.lock().await;
             let old = self.store.upsert(&row).await?;
-            self.engine()?.record(&row.user_id, book_id, Some(row.stars));
+            self.engine()?
+                .record(&row.user_id, book_id, Some(row.stars));
             old
         };
         self.ratings_total.with_label_values(&["rated"]).inc();
-        self.publish(pb::RatingEventKind::Rated, book_id, row.stars, row.updated_at_ms);
+        self.publish(
+            pb::RatingEventKind::Rated,
+            book_id,
+            row.stars,
+            row.updated_at_ms,
+        );
         Ok(Response::new(pb::RateBookResponse {
             rating: Some(rating_proto(row)),
             created: old.is_none(),
@@ -198,7 +206,9 @@ impl RecommendationsService for Recommendations {
             old
         };
         let Some(stars) = old else {
-            return Err(Status::not_found(format!("you have not rated book {book_id}")));
+            return Err(Status::not_found(format!(
+                "you have not rated book {book_id}"
+            )));
         };
         self.ratings_total.with_label_values(&["deleted"]).inc();
         self.publish(
@@ -297,8 +307,8 @@ impl RecommendationsService for Recommendations {
             self.known_book(filter, "book_id")?;
         }
         let mut draining = self.draining.clone();
-        let stream = BroadcastStream::new(self.feed.subscribe())
-            .filter_map(move |event| match event {
+        let stream =
+            BroadcastStream::new(self.feed.subscribe()).filter_map(move |event| match event {
                 Ok(e) if filter == 0 || e.rating.as_ref().is_some_and(|r| r.book_id == filter) => {
                     Some(Ok(e))
                 }

@@ -147,7 +147,8 @@ pub async fn run(
     });
 
     let service = grpc::Recommendations::new(store, engine, tokens, kit.draining(), &kit.metrics);
-    let service = RecommendationsServiceServer::with_interceptor(service, AuthInterceptor::new(key));
+    let service =
+        RecommendationsServiceServer::with_interceptor(service, AuthInterceptor::new(key));
     kit.serve(
         grpc,
         admin,

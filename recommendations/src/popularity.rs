@@ -84,15 +84,24 @@ mod tests {
 
     #[test]
     fn few_perfect_ratings_do_not_beat_many_good_ones() {
-        let p = Prior { mean: 3.5, weight: 100.0 };
+        let p = Prior {
+            mean: 3.5,
+            weight: 100.0,
+        };
         let few_perfect = p.score(Tally { count: 3, sum: 15 });
-        let many_good = p.score(Tally { count: 10_000, sum: 45_000 });
+        let many_good = p.score(Tally {
+            count: 10_000,
+            sum: 45_000,
+        });
         assert!(many_good > few_perfect, "{many_good} vs {few_perfect}");
     }
 
     #[test]
     fn with_no_ratings_a_book_scores_the_global_mean() {
-        let p = Prior { mean: 3.9, weight: 50.0 };
+        let p = Prior {
+            mean: 3.9,
+            weight: 50.0,
+        };
         assert!((p.score(Tally::default()) - 3.9).abs() < 1e-12);
     }
 }

@@ -194,7 +194,10 @@ impl Recommender {
                 .filter(|(id, _)| !rated.contains(id) && !taken.contains(id))
                 .take(limit - out.len())
                 .collect();
-            out.extend(fill.into_iter().map(|(id, score)| self.popular_rec(id, score)));
+            out.extend(
+                fill.into_iter()
+                    .map(|(id, score)| self.popular_rec(id, score)),
+            );
         }
         out
     }
@@ -249,8 +252,16 @@ mod tests {
         assert_eq!(recs[0].book_id, 2);
         assert_eq!(recs[0].source, Source::Personal);
         assert_eq!(recs[0].because_book_id, Some(1));
-        assert!(recs[0].reason.starts_with("Because you liked The Hunger Games"));
-        assert!(recs[1..].iter().all(|x| x.source == Source::Popular && x.book_id != 1));
+        assert!(
+            recs[0]
+                .reason
+                .starts_with("Because you liked The Hunger Games")
+        );
+        assert!(
+            recs[1..]
+                .iter()
+                .all(|x| x.source == Source::Popular && x.book_id != 1)
+        );
     }
 
     #[test]

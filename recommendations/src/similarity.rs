@@ -151,20 +151,43 @@ mod tests {
 
     #[test]
     fn books_liked_by_the_same_readers_are_similar() {
-        let ix = index(&[("a", 1, 5), ("a", 2, 5), ("b", 1, 4), ("b", 2, 5), ("b", 3, 1)]);
+        let ix = index(&[
+            ("a", 1, 5),
+            ("a", 2, 5),
+            ("b", 1, 4),
+            ("b", 2, 5),
+            ("b", 3, 1),
+        ]);
         let sim = ix.similar(1);
         assert_eq!(sim[0].0, 2);
         assert!(sim[0].1 > 0.9);
-        assert!(sim.iter().all(|&(b, _)| b != 3), "a disliked book is not similar");
+        assert!(
+            sim.iter().all(|&(b, _)| b != 3),
+            "a disliked book is not similar"
+        );
     }
 
     #[test]
     fn incremental_updates_equal_a_rebuild_from_scratch() {
-        let mut live = index(&[("a", 1, 5), ("a", 2, 2), ("b", 1, 4), ("b", 2, 5), ("c", 2, 4), ("c", 3, 5)]);
+        let mut live = index(&[
+            ("a", 1, 5),
+            ("a", 2, 2),
+            ("b", 1, 4),
+            ("b", 2, 5),
+            ("c", 2, 4),
+            ("c", 3, 5),
+        ]);
         live.apply("a", 2, Some(5)); // rate again: replaces
         live.apply("c", 3, None); // delete
         live.apply("c", 1, Some(5));
-        let rebuilt = index(&[("a", 1, 5), ("a", 2, 5), ("b", 1, 4), ("b", 2, 5), ("c", 2, 4), ("c", 1, 5)]);
+        let rebuilt = index(&[
+            ("a", 1, 5),
+            ("a", 2, 5),
+            ("b", 1, 4),
+            ("b", 2, 5),
+            ("c", 2, 4),
+            ("c", 1, 5),
+        ]);
         for (x, y) in [(1, 2), (1, 3), (2, 3)] {
             assert_eq!(live.similarity(x, y), rebuilt.similarity(x, y), "{x}~{y}");
         }
@@ -190,9 +213,13 @@ mod tests {
     #[test]
     fn personal_picks_skip_rated_books_and_name_the_liked_book_behind_them() {
         let ix = index(&[
-            ("a", 10, 5), ("a", 20, 5), ("a", 30, 5),
-            ("b", 10, 5), ("b", 40, 4),
-            ("me", 10, 5), ("me", 20, 1),
+            ("a", 10, 5),
+            ("a", 20, 5),
+            ("a", 30, 5),
+            ("b", 10, 5),
+            ("b", 40, 4),
+            ("me", 10, 5),
+            ("me", 20, 1),
         ]);
         let picks = ix.for_user("me");
         let ids: Vec<_> = picks.iter().map(|p| p.book).collect();

@@ -30,7 +30,9 @@ pub fn check_email(raw: &str) -> Result<(String, String), Invalid> {
         return Err(Invalid("email is required".into()));
     }
     if email.chars().count() > MAX_EMAIL_LEN {
-        return Err(Invalid(format!("email must be at most {MAX_EMAIL_LEN} characters")));
+        return Err(Invalid(format!(
+            "email must be at most {MAX_EMAIL_LEN} characters"
+        )));
     }
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
@@ -56,10 +58,14 @@ pub fn check_display_name(raw: &str) -> Result<String, Invalid> {
         return Err(Invalid("display_name is required".into()));
     }
     if name.chars().count() > MAX_NAME_LEN {
-        return Err(Invalid(format!("display_name must be at most {MAX_NAME_LEN} characters")));
+        return Err(Invalid(format!(
+            "display_name must be at most {MAX_NAME_LEN} characters"
+        )));
     }
     if name.chars().any(char::is_control) {
-        return Err(Invalid("display_name must not contain control characters".into()));
+        return Err(Invalid(
+            "display_name must not contain control characters".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -68,10 +74,14 @@ pub fn check_display_name(raw: &str) -> Result<String, Invalid> {
 pub fn check_password(raw: &str) -> Result<(), Invalid> {
     let n = raw.chars().count();
     if n < MIN_PASSWORD_LEN {
-        return Err(Invalid(format!("password must be at least {MIN_PASSWORD_LEN} characters")));
+        return Err(Invalid(format!(
+            "password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
     }
     if n > MAX_PASSWORD_LEN {
-        return Err(Invalid(format!("password must be at most {MAX_PASSWORD_LEN} characters")));
+        return Err(Invalid(format!(
+            "password must be at most {MAX_PASSWORD_LEN} characters"
+        )));
     }
     Ok(())
 }
@@ -122,7 +132,10 @@ mod tests {
 
     #[test]
     fn two_hashes_of_one_password_differ_by_their_salt() {
-        assert_ne!(hash_password("same password"), hash_password("same password"));
+        assert_ne!(
+            hash_password("same password"),
+            hash_password("same password")
+        );
     }
 
     #[test]
@@ -140,7 +153,16 @@ mod tests {
 
     #[test]
     fn implausible_emails_are_rejected_naming_the_field() {
-        for bad in ["", "ada", "ada@", "@example.org", "ada@example", "a b@example.org", "ada@@x.org", "ada@x..org"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.org",
+            "ada@example",
+            "a b@example.org",
+            "ada@@x.org",
+            "ada@x..org",
+        ] {
             let e = check_email(bad).unwrap_err();
             assert!(e.0.contains("email"), "{bad}: {e}");
         }

@@ -157,7 +157,10 @@ impl UsersService for Users {
             self.signins.with_label_values(&["failure"]).inc();
             return Err(Status::unauthenticated(BAD_CREDENTIALS));
         }
-        let user = self.store.by_email(&req.email.trim().to_lowercase()).await?;
+        let user = self
+            .store
+            .by_email(&req.email.trim().to_lowercase())
+            .await?;
         let hash: Arc<str> = match &user {
             Some(u) => u.password_hash.as_str().into(),
             None => self.decoy_hash.clone(),

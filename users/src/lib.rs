@@ -24,7 +24,11 @@ pub const SERVICE_NAME: &str = "bookstore.users.v1.UsersService";
 
 /// Configuration of the users binary.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "users", version, about = "The bookstore's accounts service (gRPC).")]
+#[command(
+    name = "users",
+    version,
+    about = "The bookstore's accounts service (gRPC)."
+)]
 pub struct Config {
     /// Address the gRPC server listens on.
     #[arg(long, env = "GRPC_ADDR", default_value = "127.0.0.1:50053")]
@@ -33,7 +37,11 @@ pub struct Config {
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9093")]
     pub admin_addr: SocketAddr,
     /// Database URL: `sqlite://FILE?mode=rwc` (embedded) or `postgres://USER:PASS@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://users.db?mode=rwc")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://users.db?mode=rwc"
+    )]
     pub database_url: String,
     /// Most database connections held open.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]

@@ -96,13 +96,19 @@ impl UserStore for SqlUserStore {
 
     async fn by_email(&self, email_lower: &str) -> Result<Option<UserRow>, StoreError> {
         let q = format!("SELECT {COLUMNS} FROM users WHERE email_lower = $1");
-        let r = sqlx::query(&q).bind(email_lower).fetch_optional(self.pool.get()?).await?;
+        let r = sqlx::query(&q)
+            .bind(email_lower)
+            .fetch_optional(self.pool.get()?)
+            .await?;
         Ok(r.map(row).transpose()?)
     }
 
     async fn by_id(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
         let q = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-        let r = sqlx::query(&q).bind(id).fetch_optional(self.pool.get()?).await?;
+        let r = sqlx::query(&q)
+            .bind(id)
+            .fetch_optional(self.pool.get()?)
+            .await?;
         Ok(r.map(row).transpose()?)
     }
 
