@@ -129,3 +129,48 @@ mod tests {
         );
     }
 }
+
+/// Test databases: a fresh SQLite file, or a fresh PostgreSQL database when
+/// `TEST_POSTGRES_URL` names a server (CI sets it; `BOOKSTORE_REQUIRE_POSTGRES=1` makes its
+/// absence an error rather than a skip).
+pub mod testing {
+    /// A SQLite URL for a new file under the temp directory.
+    pub fn sqlite_url(tag: &str) -> String {
+        let mut rnd = [0u8; 8];
+        getrandom::getrandom(&mut rnd).expect("random source");
+        let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("bookstore-{tag}-{name}.db"));
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    /// A URL of a new, empty PostgreSQL database, or `None` when no server is configured.
+    pub async fn postgres_url(tag: &str) -> Option<String> {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("BOOKSTORE_REQUIRE_POSTGRES").is_err(),
+                "BOOKSTORE_REQUIRE_POSTGRES is set but TEST_POSTGRES_URL is not"
+            );
+            eprintln!("TEST_POSTGRES_URL not set: PostgreSQL half of the storage test skipped");
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let mut rnd = [0u8; 6];
+        getrandom::getrandom(&mut rnd).expect("random source");
+        let db: String = format!(
+            "bookstore_{tag}_{}",
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let pool = sqlx::AnyPool::connect(&admin_url)
+            .await
+            .expect("TEST_POSTGRES_URL reachable");
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&pool)
+            .await
+            .expect("create test database");
+        pool.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        Some(format!("{base}/{db}"))
+    }
+}

@@ -75,3 +75,38 @@ impl Health {
         self.ready.subscribe()
     }
 }
+
+/// Waits (at most `within`) until `service` on `channel` reports `want`, following the health
+/// service's Watch stream. Used by tests and the suite harness instead of sleeping.
+pub async fn wait_for_status(
+    channel: tonic::transport::Channel,
+    service: &str,
+    want: ServingStatus,
+    within: std::time::Duration,
+) -> Result<(), String> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let want = want as i32;
+    let watch = async {
+        let mut client = HealthClient::new(channel);
+        let mut stream = client
+            .watch(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .map_err(|s| format!("health watch failed: {s}"))?
+            .into_inner();
+        while let Some(update) = stream
+            .message()
+            .await
+            .map_err(|s| format!("health watch broke: {s}"))?
+        {
+            if update.status == want {
+                return Ok(());
+            }
+        }
+        Err("health watch ended".to_owned())
+    };
+    tokio::time::timeout(within, watch)
+        .await
+        .map_err(|_| format!("{service} did not reach status {want} within {within:?}"))?
+}
