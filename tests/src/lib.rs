@@ -1,1 +1,251 @@
+//! The suite harness: starts the four real binaries as processes on loopback (or targets an
+//! already running suite given by `BOOKSTORE_BASE_URL`), waits until each is ready, and stops
+//! them when dropped.
 #![forbid(unsafe_code)]
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::process::{Child, Command};
+
+/// The token signing secret the harness gives users and recommendations.
+const TOKEN_SECRET: &str = "suite-test-secret-0123456789abcdef0123456789";
+
+/// A running suite.
+pub struct Suite {
+    /// The gateway, e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+    /// Admin (metrics) URLs by binary name; empty for an external suite unless
+    /// `BOOKSTORE_ADMIN_URLS` (`name=url,…`) names them.
+    pub admin_urls: Vec<(String, String)>,
+    /// Where the processes write their logs and databases.
+    pub dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Where cargo put the binaries: beside this test's `deps` folder, or `BOOKSTORE_BIN_DIR`.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("BOOKSTORE_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).expect("random source");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Suite {
+    /// Whether the tests target a suite they did not start (a cluster).
+    pub fn is_external() -> bool {
+        std::env::var("BOOKSTORE_BASE_URL").is_ok()
+    }
+
+    /// Starts the suite (or connects to `BOOKSTORE_BASE_URL`) and waits until it is ready.
+    pub async fn start() -> Suite {
+        if let Ok(base) = std::env::var("BOOKSTORE_BASE_URL") {
+            let admin_urls = std::env::var("BOOKSTORE_ADMIN_URLS")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let suite = Suite {
+                base_url: base.trim_end_matches('/').to_owned(),
+                admin_urls,
+                dir: std::env::temp_dir(),
+                children: Vec::new(),
+            };
+            suite.wait_ready().await;
+            return suite;
+        }
+        let bins = bin_dir();
+        for name in ["marketplace", "recommendations", "users", "gateway"] {
+            assert!(
+                bins.join(name).exists(),
+                "{} is missing: build the binaries first (`cargo build --bins`; `make test` does)",
+                bins.join(name).display()
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("bookstore-suite-{}", random_hex(6)));
+        std::fs::create_dir_all(&dir).expect("suite dir");
+        let p: Vec<u16> = (0..8).map(|_| free_port()).collect();
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+        let common = |admin: u16| {
+            vec![
+                ("ADMIN_ADDR".to_owned(), addr(admin)),
+                ("LOG_FORMAT".to_owned(), "json".to_owned()),
+                ("RUST_LOG".to_owned(), "info".to_owned()),
+                ("DRAIN_TIMEOUT_MS".to_owned(), "2000".to_owned()),
+            ]
+        };
+        let db = |name: &str| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("{name}.db")).display()
+            )
+        };
+        let specs: Vec<(&str, Vec<(String, String)>)> = vec![
+            (
+                "marketplace",
+                [common(p[1]), vec![("GRPC_ADDR".into(), addr(p[0]))]].concat(),
+            ),
+            (
+                "recommendations",
+                [
+                    common(p[3]),
+                    vec![
+                        ("GRPC_ADDR".into(), addr(p[2])),
+                        ("DATABASE_URL".into(), db("recommendations")),
+                        ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                    ],
+                ]
+                .concat(),
+            ),
+            (
+                "users",
+                [
+                    common(p[5]),
+                    vec![
+                        ("GRPC_ADDR".into(), addr(p[4])),
+                        ("DATABASE_URL".into(), db("users")),
+                        ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                    ],
+                ]
+                .concat(),
+            ),
+            (
+                "gateway",
+                [
+                    common(p[7]),
+                    vec![
+                        ("HTTP_ADDR".into(), addr(p[6])),
+                        ("MARKETPLACE_URL".into(), format!("http://{}", addr(p[0]))),
+                        (
+                            "RECOMMENDATIONS_URL".into(),
+                            format!("http://{}", addr(p[2])),
+                        ),
+                        ("USERS_URL".into(), format!("http://{}", addr(p[4]))),
+                    ],
+                ]
+                .concat(),
+            ),
+        ];
+        let mut children = Vec::new();
+        for (name, env) in specs {
+            let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+            let child = Command::new(bins.join(name))
+                .envs(env)
+                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .stdout(Stdio::from(log.try_clone().expect("log handle")))
+                .stderr(Stdio::from(log))
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+            children.push((name.to_owned(), child));
+        }
+        let suite = Suite {
+            base_url: format!("http://{}", addr(p[6])),
+            admin_urls: vec![
+                ("marketplace".into(), format!("http://{}", addr(p[1]))),
+                ("recommendations".into(), format!("http://{}", addr(p[3]))),
+                ("users".into(), format!("http://{}", addr(p[5]))),
+                ("gateway".into(), format!("http://{}", addr(p[7]))),
+            ],
+            dir,
+            children,
+        };
+        suite.wait_ready().await;
+        suite
+    }
+
+    /// Polls every `/readyz` (or the gateway's page for an external suite), 60 s at most.
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let mut urls: Vec<String> = self
+            .admin_urls
+            .iter()
+            .map(|(_, u)| format!("{u}/readyz"))
+            .collect();
+        urls.push(format!("{}/api/v1/books?page_size=1", self.base_url));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for url in urls {
+            loop {
+                let ok = client
+                    .get(&url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                if ok {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{url} not ready within 60 s; logs in {}",
+                    self.dir.display()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// The admin URL of one binary, when known.
+    pub fn admin(&self, name: &str) -> Option<&str> {
+        self.admin_urls
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.as_str())
+    }
+
+    /// Kills one of the processes this suite started (a crash, not a drain).
+    pub async fn kill(&mut self, name: &str) {
+        if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| n == name) {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// The log of one process.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM-equivalent stop to every process and waits for them (bounded).
+    pub async fn stop(mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+    }
+}
+
+/// A unique suffix, so tests can share one running suite (a cluster) without colliding.
+pub fn unique() -> String {
+    random_hex(5)
+}
+
+/// A random block of `n` consecutive book ids unlikely to have been rated by anyone else.
+pub fn fresh_books(n: i64) -> Vec<i64> {
+    let mut b = [0u8; 2];
+    getrandom::getrandom(&mut b).expect("random source");
+    let base = 2_000 + i64::from(u16::from_be_bytes(b)) % 7_900;
+    (base..base + n).collect()
+}
