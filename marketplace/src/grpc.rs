@@ -35,10 +35,10 @@ impl Marketplace {
             .ok_or_else(|| Status::unavailable("the catalog is still loading"))
     }
 
-    fn page<'a>(
+    fn page(
         &self,
         scope: &str,
-        all: &[&'a Book],
+        all: &[&Book],
         size: i32,
         token: &str,
     ) -> Result<(Vec<pb::Book>, String), Status> {
