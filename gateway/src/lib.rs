@@ -118,7 +118,7 @@ fn http_span(req: &Request) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "http.server",
         otel.name = %format!("{} {}", req.method(), route),
         otel.kind = "server",
@@ -128,7 +128,10 @@ fn http_span(req: &Request) -> tracing::Span {
         url.path = %req.uri().path(),
         http.response.status_code = tracing::field::Empty,
         request_id = ?req.headers().get("x-request-id"),
-    )
+    );
+    // A browser's or curl's `traceparent` is continued; otherwise this starts a new trace.
+    platform::telemetry::continue_trace(&span, req.headers());
+    span
 }
 
 /// The whole public router: API, pages, and the middleware stack.
@@ -147,10 +150,11 @@ pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Rout
                     if res.status().is_server_error() {
                         span.record("otel.status_code", "ERROR");
                     }
-                    tracing::debug!(
+                    // The access-log line, inside the request's span (it carries the trace id).
+                    tracing::info!(
                         status = res.status().as_u16(),
-                        latency_ms = latency.as_millis() as u64,
-                        "answered"
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "request answered"
                     );
                 }),
         )

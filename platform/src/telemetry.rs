@@ -1,38 +1,107 @@
-//! The `tracing` subscriber: JSON lines in containers, readable text on a terminal.
+//! Telemetry for every binary: the `tracing` subscriber (JSON lines carrying trace_id/span_id in
+//! containers, readable text on a terminal), OpenTelemetry spans exported over OTLP/gRPC when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and W3C trace-context propagation through HTTP and gRPC
+//! headers.
 
-use std::io::IsTerminal;
+use std::{fmt, io::IsTerminal};
 
-use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use opentelemetry::{
+    KeyValue, global,
+    propagation::{Extractor, Injector},
+    trace::{TraceContextExt, TracerProvider as _},
+};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use serde_json::{Map, Value};
+use tracing::{Event, Subscriber, field::Field};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{
+    EnvFilter,
+    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+    util::SubscriberInitExt,
+};
 
-use crate::config::{LogFormat, TelemetryArgs};
+use crate::{
+    config::{LogFormat, TelemetryArgs},
+    metrics::Side,
+};
 
-/// Keeps telemetry alive; dropping it at the end of `main` flushes what is buffered.
+/// Keeps telemetry alive; dropping it at the end of `main` flushes the spans still buffered.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct TelemetryGuard {
-    _private: (),
+    provider: SdkTracerProvider,
 }
 
-/// Installs the global subscriber for a binary named `service`.
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// The resource every span of this process carries: service name and version, and the
+/// Kubernetes pod and namespace when the downward API provides them.
+fn resource(service: &'static str) -> Resource {
+    let mut attrs = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
+    for (env, key) in [
+        ("POD_NAME", "k8s.pod.name"),
+        ("POD_NAMESPACE", "k8s.namespace.name"),
+    ] {
+        if let Ok(v) = std::env::var(env)
+            && !v.is_empty()
+        {
+            attrs.push(KeyValue::new(key, v));
+        }
+    }
+    Resource::builder()
+        .with_service_name(service)
+        .with_attributes(attrs)
+        .build()
+}
+
+/// The tracer provider: exporting over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
+/// otherwise spans still get ids (for propagation and logs) but go nowhere, silently.
+fn provider(service: &'static str) -> SdkTracerProvider {
+    let builder = SdkTracerProvider::builder().with_resource(resource(service));
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
+    if endpoint.is_empty() {
+        return builder.build();
+    }
+    match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+    {
+        Ok(exporter) => builder.with_batch_exporter(exporter).build(),
+        Err(error) => {
+            eprintln!(
+                "OTLP exporter to {endpoint} could not be built ({error}); spans are not exported"
+            );
+            builder.build()
+        }
+    }
+}
+
+/// Installs the global subscriber and propagator for a binary named `service`.
+/// Call it inside the Tokio runtime (the OTLP exporter needs one).
 pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = provider(service);
+    global::set_tracer_provider(provider.clone());
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
+
     let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match args.log_format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if json {
         registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
+            .with(tracing_subscriber::fmt::layer().event_format(JsonLines { service }))
             .try_init()
     } else {
-        registry.with(fmt::layer()).try_init()
+        registry.with(tracing_subscriber::fmt::layer()).try_init()
     };
     if result.is_ok() {
         tracing::info!(
@@ -41,20 +110,125 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
             "telemetry ready"
         );
     }
-    TelemetryGuard { _private: () }
+    TelemetryGuard { provider }
 }
 
-use crate::metrics::Side;
+/// One JSON object per line: time, level, target, message and fields, the current span's name,
+/// and the OpenTelemetry trace_id and span_id of the request the line belongs to.
+struct JsonLines {
+    service: &'static str,
+}
+
+struct FieldsVisitor<'a>(&'a mut Map<String, Value>);
+
+impl tracing::field::Visit for FieldsVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        line.insert("timestamp_ms".into(), Value::from(crate::now_unix_ms()));
+        line.insert("level".into(), Value::from(meta.level().as_str()));
+        line.insert("service.name".into(), Value::from(self.service));
+        line.insert("target".into(), Value::from(meta.target()));
+        event.record(&mut FieldsVisitor(&mut line));
+        if let Some(span) = ctx.event_scope().and_then(|mut scope| scope.next()) {
+            line.insert("span".into(), Value::from(span.name()));
+            let cx = tracing::dispatcher::get_default(|d| {
+                tracing_opentelemetry::get_otel_context(&span.id(), d)
+            });
+            if let Some(cx) = cx {
+                let sc = cx.span().span_context().clone();
+                if sc.is_valid() {
+                    line.insert("trace_id".into(), Value::from(sc.trace_id().to_string()));
+                    line.insert("span_id".into(), Value::from(sc.span_id().to_string()));
+                }
+            }
+        }
+        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{text}")
+    }
+}
+
+/// Reads W3C trace-context headers from an HTTP header map.
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes W3C trace-context headers into an HTTP header map.
+pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Makes `span` a child of the trace context carried by `headers` (`traceparent`/`tracestate`),
+/// if any: an incoming request continues its caller's trace instead of starting a new one.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Writes `span`'s trace context into outgoing `headers`, so the callee continues the trace.
+pub fn inject_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let cx = span.context();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+}
 
 /// Opens the span of one gRPC call, named and attributed per the OpenTelemetry RPC conventions.
 pub fn rpc_span<B>(
     side: Side,
     service: &str,
     method: &str,
-    _req: &mut http::Request<B>,
+    req: &mut http::Request<B>,
 ) -> tracing::Span {
     let name = format!("{service}/{method}");
-    match side {
+    let span = match side {
         Side::Server => tracing::info_span!(
             "grpc.server",
             otel.name = %name,
@@ -75,7 +249,12 @@ pub fn rpc_span<B>(
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
         ),
+    };
+    match side {
+        Side::Server => continue_trace(&span, req.headers()),
+        Side::Client => inject_trace(&span, req.headers_mut()),
     }
+    span
 }
 
 /// Records a call's status on its span; errors as the RPC conventions define them per side.

@@ -60,6 +60,24 @@ impl Suite {
 
     /// Starts the suite (or connects to `BOOKSTORE_BASE_URL`) and waits until it is ready.
     pub async fn start() -> Suite {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`Suite::start`], with extra environment for every process it starts. Ports are
+    /// picked free and then handed to the processes, so another process may take one in
+    /// between: a start whose process dies early is retried (three tries).
+    pub async fn start_with(extra_env: &[(&str, &str)]) -> Suite {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(extra_env).await {
+                Ok(suite) => return suite,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the suite did not start: {last}");
+    }
+
+    async fn try_start(extra_env: &[(&str, &str)]) -> Result<Suite, String> {
         if let Ok(base) = std::env::var("BOOKSTORE_BASE_URL") {
             let admin_urls = std::env::var("BOOKSTORE_ADMIN_URLS")
                 .unwrap_or_default()
@@ -67,14 +85,14 @@ impl Suite {
                 .filter_map(|kv| kv.split_once('='))
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
-            let suite = Suite {
+            let mut suite = Suite {
                 base_url: base.trim_end_matches('/').to_owned(),
                 admin_urls,
                 dir: std::env::temp_dir(),
                 children: Vec::new(),
             };
-            suite.wait_ready().await;
-            return suite;
+            suite.wait_ready().await?;
+            return Ok(suite);
         }
         let bins = bin_dir();
         for name in ["marketplace", "recommendations", "users", "gateway"] {
@@ -154,6 +172,7 @@ impl Suite {
             let child = Command::new(bins.join(name))
                 .envs(env)
                 .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .envs(extra_env.iter().copied())
                 .stdout(Stdio::from(log.try_clone().expect("log handle")))
                 .stderr(Stdio::from(log))
                 .kill_on_drop(true)
@@ -161,7 +180,7 @@ impl Suite {
                 .unwrap_or_else(|e| panic!("starting {name}: {e}"));
             children.push((name.to_owned(), child));
         }
-        let suite = Suite {
+        let mut suite = Suite {
             base_url: format!("http://{}", addr(p[6])),
             admin_urls: vec![
                 ("marketplace".into(), format!("http://{}", addr(p[1]))),
@@ -172,12 +191,13 @@ impl Suite {
             dir,
             children,
         };
-        suite.wait_ready().await;
-        suite
+        suite.wait_ready().await?;
+        Ok(suite)
     }
 
-    /// Polls every `/readyz` (or the gateway's page for an external suite), 60 s at most.
-    async fn wait_ready(&self) {
+    /// Polls every `/readyz` (or the gateway's page for an external suite), 60 s at most;
+    /// fails early when one of the processes has exited.
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let client = reqwest::Client::new();
         let mut urls: Vec<String> = self
             .admin_urls
@@ -198,14 +218,29 @@ impl Suite {
                 if ok {
                     break;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "{url} not ready within 60 s; logs in {}",
-                    self.dir.display()
-                );
+                let dead =
+                    self.children
+                        .iter_mut()
+                        .find_map(|(name, child)| match child.try_wait() {
+                            Ok(Some(status)) => Some((name.clone(), status)),
+                            _ => None,
+                        });
+                if let Some((name, status)) = dead {
+                    return Err(format!(
+                        "{name} exited ({status}): {}",
+                        self.log(&name).lines().last().unwrap_or_default()
+                    ));
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "{url} not ready within 60 s; logs in {}",
+                        self.dir.display()
+                    ));
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        Ok(())
     }
 
     /// The admin URL of one binary, when known.
