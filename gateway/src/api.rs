@@ -25,10 +25,50 @@ use crate::{
     upstream::{Bearer, Deadline},
 };
 
-/// JSON body extractor whose rejections are problem documents.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body extractor whose rejections are problem documents. A body sent without a
+/// content type, or with curl's default `application/x-www-form-urlencoded`, is still read as
+/// JSON when it is JSON (so `curl -d '{…}'` works); any other non-JSON type is a 415.
 pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let lenient = match content_type.as_deref() {
+            None | Some("application/x-www-form-urlencoded") => true,
+            Some(t) if t == "application/json" || t.ends_with("+json") => false,
+            Some(_) => return Err(unsupported_media_type()),
+        };
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(axum::extract::rejection::JsonRejection::JsonSyntaxError(_)) if lenient => {
+                Err(unsupported_media_type())
+            }
+            Err(rejection) => Err(rejection.into()),
+        }
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "send a JSON body with `Content-Type: application/json`",
+    )
+}
 
 /// Query-string extractor whose rejections are problem documents.
 #[derive(FromRequestParts)]

@@ -455,6 +455,25 @@ async fn bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing() {
         );
     }
 
+    let r = c
+        .post(&users)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // The README's (and curl's) `curl -X POST …/users -d '{…}'` sends its JSON as a form.
+    let curl_style = c
+        .post(&users)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(json!({"email": format!("curl-{}@example.org", unique()), "display_name": "curl", "password": "correct horse"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(curl_style.status(), 201);
+
     // None of the refused sign-ups was stored: the address is still free, once.
     let ok = c
         .post(&users)
