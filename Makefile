@@ -51,3 +51,7 @@ integration-test: ## Suite-level tests alone: a suite they start, or BOOKSTORE_B
 clean: ## Remove build output and local databases
 	$(CARGO) clean
 	rm -rf $(RUN_DIR)
+
+.PHONY: bench
+bench: ## CPU per request side by side: bare axum, direct gRPC, the gateway; metrics layer with/without
+	$(CARGO) bench -p gateway --bench overhead
