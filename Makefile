@@ -55,3 +55,51 @@ clean: ## Remove build output and local databases
 .PHONY: bench
 bench: ## CPU per request side by side: bare axum, direct gRPC, the gateway; metrics layer with/without
 	$(CARGO) bench -p gateway --bench overhead
+
+# --- Observability: Prometheus, Grafana and Jaeger beside the `make run` suite -----------------
+OBS_DIR := k8s/observability
+PROMETHEUS_PORT ?= 9095
+GRAFANA_PORT ?= 3000
+GRAFANA_HOME ?= /usr/share/grafana
+
+.PHONY: dashboards
+dashboards: ## Prometheus + Grafana + Jaeger (those installed) on loopback for the `make run` suite; prints what to open
+	@set -uo pipefail; state=$(RUN_DIR)/observability; mkdir -p $$state/grafana/provisioning/{datasources,dashboards,plugins,alerting}; \
+	trap 'trap - INT TERM EXIT; kill $$(jobs -p) 2>/dev/null; wait; echo "observability stopped"' INT TERM EXIT; \
+	urls=(); missing=(); \
+	if command -v prometheus >/dev/null; then \
+	  prometheus --config.file=$(OBS_DIR)/prometheus/prometheus.local.yml --storage.tsdb.path=$$state/prometheus \
+	    --web.listen-address=127.0.0.1:$(PROMETHEUS_PORT) --log.level=warn & \
+	  urls+=("Prometheus:  http://127.0.0.1:$(PROMETHEUS_PORT)/   (/targets, /rules, /alerts)"); \
+	else missing+=("Prometheus: apt-get install prometheus"); fi; \
+	if command -v jaeger-all-in-one >/dev/null; then \
+	  jaeger-all-in-one --memory.max-traces=10000 \
+	    --collector.otlp.grpc.host-port=127.0.0.1:4317 --collector.otlp.http.host-port=127.0.0.1:4318 \
+	    --collector.grpc-server.host-port=127.0.0.1:14250 --collector.http-server.host-port=127.0.0.1:14268 \
+	    --query.http-server.host-port=127.0.0.1:16686 --query.grpc-server.host-port=127.0.0.1:16685 \
+	    --admin.http.host-port=127.0.0.1:14269 >$$state/jaeger.log 2>&1 & \
+	  urls+=("Jaeger:      http://127.0.0.1:16686/   (spans in on OTLP 127.0.0.1:4317)"); \
+	else missing+=("Jaeger: put jaeger-all-in-one (a 1.x release of Jaeger) on the PATH"); fi; \
+	grafana=""; \
+	if command -v grafana >/dev/null; then grafana="grafana server"; elif command -v grafana-server >/dev/null; then grafana="grafana-server"; fi; \
+	if [ -n "$$grafana" ]; then \
+	  ln -sf $(CURDIR)/$(OBS_DIR)/grafana/datasources.yaml $$state/grafana/provisioning/datasources/; \
+	  ln -sf $(CURDIR)/$(OBS_DIR)/grafana/dashboards.yaml $$state/grafana/provisioning/dashboards/; \
+	  PROMETHEUS_URL=http://127.0.0.1:$(PROMETHEUS_PORT) PROMETHEUS_SCRAPE_INTERVAL=5s JAEGER_URL=http://127.0.0.1:16686 \
+	  DASHBOARDS_DIR=$(CURDIR)/$(OBS_DIR)/grafana/dashboards \
+	  GF_PATHS_PROVISIONING=$$state/grafana/provisioning GF_PATHS_DATA=$$state/grafana/data GF_PATHS_LOGS=$$state/grafana \
+	  GF_PATHS_PLUGINS=$$state/grafana/plugins GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$(GRAFANA_PORT) \
+	  GF_AUTH_ANONYMOUS_ENABLED=true GF_AUTH_ANONYMOUS_ORG_ROLE=Admin GF_ANALYTICS_REPORTING_ENABLED=false \
+	  GF_ANALYTICS_CHECK_FOR_UPDATES=false GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH=$(CURDIR)/$(OBS_DIR)/grafana/dashboards/bookstore-overview.json \
+	    $$grafana --homepath=$(GRAFANA_HOME) >$$state/grafana.log 2>&1 & \
+	  urls+=("Grafana:     http://127.0.0.1:$(GRAFANA_PORT)/d/bookstore-overview   and /d/bookstore-service"); \
+	else missing+=("Grafana: install Grafana's own package (not in Debian); its binary \`grafana\` or \`grafana-server\` on the PATH, GRAFANA_HOME=its homepath"); fi; \
+	if [ $${#urls[@]} -eq 0 ]; then printf '  not installed: %s\n' "$${missing[@]}"; exit 1; fi; \
+	if command -v prometheus >/dev/null; then \
+	  for i in $$(seq 1 100); do curl -fs http://127.0.0.1:$(PROMETHEUS_PORT)/-/ready >/dev/null && break; sleep 0.1; done; fi; \
+	curl -fs http://127.0.0.1:9090/readyz >/dev/null || echo "  (the suite is not answering on 127.0.0.1:9090: start it with \`make run\` in another terminal)"; \
+	echo; printf '  %s\n' "$${urls[@]}"; \
+	[ $${#missing[@]} -eq 0 ] || printf '  skipped, %s\n' "$${missing[@]}"; \
+	echo "  Traces: run the suite as \`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 make run\`."; \
+	echo "  Data and logs in $$state/. Ctrl-C stops them."; echo; \
+	wait
