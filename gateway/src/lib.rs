@@ -100,8 +100,9 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-async fn overloaded(err: tower::BoxError) -> Response {
+async fn overloaded(shed: prometheus::IntCounter, err: tower::BoxError) -> Response {
     if err.is::<tower::load_shed::error::Overloaded>() {
+        shed.inc();
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the gateway is at its concurrency limit; retry with backoff",
@@ -137,6 +138,19 @@ fn http_span(req: &Request) -> tracing::Span {
 /// The whole public router: API, pages, and the middleware stack.
 pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Router {
     let http_metrics = HttpMetrics::new(metrics);
+    let shed = metrics
+        .counter_vec(
+            "http_requests_shed_total",
+            "HTTP requests refused with 503 because the gateway was at its concurrency limit.",
+            &[],
+        )
+        .with_label_values(&[] as &[&str]);
+    metrics
+        .gauge(
+            "http_concurrency_limit",
+            "Requests the gateway handles at once before shedding (saturation = in_flight / limit).",
+        )
+        .set(config.serve.concurrency_limit as i64);
     let stack = ServiceBuilder::new()
         // Outermost: every request gets an id, echoed back in the response.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -166,7 +180,9 @@ pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Rout
         // A panic becomes a 500, not a dropped connection.
         .layer(CatchPanicLayer::new())
         // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.
-        .layer(HandleErrorLayer::new(overloaded))
+        .layer(HandleErrorLayer::new(move |err| {
+            overloaded(shed.clone(), err)
+        }))
         .load_shed()
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             config.serve.concurrency_limit,

@@ -111,6 +111,12 @@ impl Kit {
             "gRPC calls refused with RESOURCE_EXHAUSTED because the concurrency limit was reached.",
             &["grpc_service"],
         );
+        metrics
+            .gauge(
+                "grpc_server_concurrency_limit",
+                "Calls this server handles at once before shedding (saturation = in_flight / limit).",
+            )
+            .set(opts.concurrency_limit as i64);
         let stack = ServiceBuilder::new()
             // Outermost: a span and RED metrics for every call, shed ones included.
             .layer(GrpcMetricsLayer::new(rpc_metrics))
