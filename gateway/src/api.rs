@@ -581,28 +581,9 @@ pub async fn create_user(
     State(s): State<AppState>,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<Response, ApiError> {
-    let req = s
-        .deadline()
-        .call(
-            us::CreateUserRequest {
-                email: body.email,
-                display_name: body.display_name,
-                password: body.password,
-            },
-            None,
-        )
-        .map_err(error::users)?;
-    let user: User = s
-        .upstreams
-        .users
-        .clone()
-        .create_user(req)
-        .await
-        .map_err(error::users)?
-        .into_inner()
-        .user
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "the users service sent no user"))?
-        .into();
+    let user = s
+        .create_user(body.email, body.display_name, body.password)
+        .await?;
     let location = format!("/api/v1/users/{}", user.id);
     Ok((
         StatusCode::CREATED,
@@ -825,6 +806,39 @@ impl AppState {
     /// The deadline for one incoming request.
     pub fn deadline(&self) -> Deadline {
         Deadline::after(self.request_timeout)
+    }
+
+    /// Creates an account (shared by the API and the sign-up form).
+    pub async fn create_user(
+        &self,
+        email: String,
+        display_name: String,
+        password: String,
+    ) -> Result<User, ApiError> {
+        let req = self
+            .deadline()
+            .call(
+                us::CreateUserRequest {
+                    email,
+                    display_name,
+                    password,
+                },
+                None,
+            )
+            .map_err(error::users)?;
+        let user = self
+            .upstreams
+            .users
+            .clone()
+            .create_user(req)
+            .await
+            .map_err(error::users)?
+            .into_inner()
+            .user
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_GATEWAY, "the users service sent no user")
+            })?;
+        Ok(user.into())
     }
 
     /// Signs in (shared by the API and the sign-in form).

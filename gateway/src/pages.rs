@@ -778,22 +778,11 @@ pub async fn sign_up(
     let Ok(Form(f)) = form else {
         return see_other("/?notice=invalid-signup#account");
     };
-    let req = match s.deadline().call(
-        protos::users::v1::CreateUserRequest {
-            email: f.email.clone(),
-            display_name: f.display_name,
-            password: f.password.clone(),
-        },
-        None,
-    ) {
-        Ok(r) => r,
-        Err(_) => return see_other("/?notice=unavailable"),
-    };
-    if let Err(st) = s.upstreams.users.clone().create_user(req).await {
-        return see_other(&format!(
-            "/?notice={}#account",
-            notice_for(&error::users(st))
-        ));
+    if let Err(e) = s
+        .create_user(f.email.clone(), f.display_name, f.password.clone())
+        .await
+    {
+        return see_other(&format!("/?notice={}#account", notice_for(&e)));
     }
     match s.sign_in(f.email, f.password).await {
         Ok(session) => signed_in(&s, session, "/?notice=signed-up"),

@@ -78,6 +78,14 @@ impl Catalog {
         Self::from_csv(BUILTIN_CSV)
     }
 
+    /// The file at `path` when given, the built-in data otherwise.
+    pub fn load(path: Option<&Path>) -> Result<Self, CatalogError> {
+        match path {
+            Some(p) => Self::from_path(p),
+            None => Self::builtin(),
+        }
+    }
+
     /// Parses a goodbooks-10k style CSV file.
     pub fn from_path(path: &Path) -> Result<Self, CatalogError> {
         Self::from_csv(&std::fs::read(path)?)

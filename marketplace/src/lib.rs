@@ -82,11 +82,7 @@ pub async fn run(
     let path = config.catalog_path.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || match path {
-            Some(p) => Catalog::from_path(&p),
-            None => Catalog::builtin(),
-        })
-        .await;
+        let loaded = tokio::task::spawn_blocking(move || Catalog::load(path.as_deref())).await;
         match loaded {
             Ok(Ok(c)) => {
                 tracing::info!(

@@ -110,11 +110,8 @@ pub async fn run(
         config.catalog_path.clone(),
     );
     tokio::spawn(async move {
-        let catalog = tokio::task::spawn_blocking(move || match catalog_path {
-            Some(p) => Catalog::from_path(&p),
-            None => Catalog::builtin(),
-        })
-        .await;
+        let catalog =
+            tokio::task::spawn_blocking(move || Catalog::load(catalog_path.as_deref())).await;
         let catalog = match catalog {
             Ok(Ok(c)) => c,
             Ok(Err(error)) => {
