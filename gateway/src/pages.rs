@@ -234,18 +234,18 @@ fn layout(
 
 /// A deterministic placeholder colour per book, so a missing cover still looks intended.
 fn cover(book: &Book, class: &str) -> String {
-    let hue = (book.id * 47) % 360;
+    let hue = book.id.rem_euclid(12);
+    let title = esc(short_title(&book.title));
     let img = if book.image_url.starts_with("https://") {
         format!(
-            r#"<img src="{}" alt="" loading="lazy" decoding="async" referrerpolicy="no-referrer">"#,
+            r#"<img src="{}" alt="" data-title="{title}" loading="lazy" decoding="async" referrerpolicy="no-referrer">"#,
             esc(&book.image_url)
         )
     } else {
         String::new()
     };
     format!(
-        r#"<div class="cover {class}" style="background:hsl({hue} 45% 35%)" aria-hidden="true"><span>{}</span>{img}</div>"#,
-        esc(short_title(&book.title))
+        r#"<div class="cover {class} hue-{hue}" aria-hidden="true"><span>{title}</span>{img}</div>"#
     )
 }
 
@@ -639,7 +639,7 @@ pub async fn book(
         let pct = (*n as f64 * 100.0 / total as f64).round();
         let _ = write!(
             hist,
-            r#"<li><span>{} ★</span><span class="bar" style="width:{pct}%"></span><span>{}</span></li>"#,
+            r#"<li><span>{} ★</span><meter min="0" max="100" value="{pct}">{pct}%</meter><span>{}</span></li>"#,
             i + 1,
             thousands(*n)
         );

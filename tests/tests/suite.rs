@@ -288,6 +288,8 @@ async fn the_pages_render_the_expected_books_and_work_without_javascript() {
     assert!(home.contains(r#"action="/signup""#) && home.contains(r#"action="/signin""#));
     // Covers are decorative images over a placeholder that carries the title.
     assert!(home.contains(r#"<div class="cover "#) && home.contains(r#"alt="""#));
+    // The Content-Security-Policy allows no inline styles or scripts: none may be needed.
+    assert!(!home.contains("style=") && !home.contains("<script>"));
 
     let next = home
         .split(r#"rel="next" href=""#)
