@@ -26,6 +26,7 @@ pub struct Users {
     signins: IntCounterVec,
     /// Verified against when the email is unknown, so both failures take the same time.
     decoy_hash: Arc<str>,
+    hash_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Users {
@@ -33,6 +34,7 @@ impl Users {
         store: Arc<dyn UserStore>,
         tokens: TokenKey,
         token_ttl: Duration,
+        hash_concurrency: usize,
         metrics: &platform::metrics::Metrics,
     ) -> Self {
         Self {
@@ -46,6 +48,7 @@ impl Users {
                 &["outcome"],
             ),
             decoy_hash: account::hash_password("decoy password never used").into(),
+            hash_permits: Arc::new(tokio::sync::Semaphore::new(hash_concurrency.max(1))),
         }
     }
 }
@@ -79,10 +82,23 @@ fn to_proto(u: UserRow) -> pb::User {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| Status::internal("internal error"))
+impl Users {
+    /// Runs a password hash or check off the async runtime, at most `hash_concurrency` at once:
+    /// each takes 19 MiB and a core for tens of milliseconds, so an unbounded burst of sign-ins
+    /// would exhaust memory instead of queueing.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| Status::internal("internal error"))
+    }
 }
 
 /// The caller, who must own account `id`.
@@ -123,7 +139,9 @@ impl UsersService for Users {
             return Err(StoreError::EmailTaken.into());
         }
         let password = req.password;
-        let password_hash = blocking(move || account::hash_password(&password)).await?;
+        let password_hash = self
+            .hashing(move || account::hash_password(&password))
+            .await?;
         let now = platform::now_unix_ms();
         let user = UserRow {
             id: uuid::Uuid::new_v4().to_string(),
@@ -166,7 +184,9 @@ impl UsersService for Users {
             None => self.decoy_hash.clone(),
         };
         let password = req.password;
-        let matches = blocking(move || account::verify_password(&password, &hash)).await?;
+        let matches = self
+            .hashing(move || account::verify_password(&password, &hash))
+            .await?;
         match user {
             Some(user) if matches => {
                 let (access_token, claims) = self.tokens.issue(&user.id, self.token_ttl);
@@ -217,7 +237,7 @@ impl UsersService for Users {
         let password_hash = match req.password {
             Some(p) => {
                 account::check_password(&p)?;
-                Some(blocking(move || account::hash_password(&p)).await?)
+                Some(self.hashing(move || account::hash_password(&p)).await?)
             }
             None => None,
         };

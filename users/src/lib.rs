@@ -49,6 +49,10 @@ pub struct Config {
     /// Secret (32+ bytes) that signs bearer tokens; every service that checks tokens shares it.
     #[arg(long, env = "TOKEN_SECRET", value_parser = platform::config::secret)]
     pub token_secret: SecretString,
+    /// Password hashes computed at once (19 MiB and one core each); more wait their turn.
+    /// Defaults to the number of CPUs.
+    #[arg(long, env = "HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
     /// How long a token stays valid, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,
@@ -94,6 +98,9 @@ pub async fn run(
         Arc::new(SqlUserStore::new(pool)),
         key.clone(),
         Duration::from_secs(config.token_ttl_secs),
+        config.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        }),
         &kit.metrics,
     );
     let service = UsersServiceServer::with_interceptor(users, AuthInterceptor::new(key));
