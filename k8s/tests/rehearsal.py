@@ -118,9 +118,11 @@ class Cluster:
         self.services = by_kind(objects, "Service")
         self.pods: dict[str, Pod] = {}
         for i, (name, d) in enumerate(sorted(by_kind(objects, "Deployment").items())):
+            template = d["spec"]["template"]
             if only and name not in only:
                 continue
-            template = d["spec"]["template"]
+            if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") != "bookstore":
+                continue  # the observability stack's images are not ours to run
             if not selects(d["spec"]["selector"].get("matchLabels", {}), template["metadata"]["labels"]):
                 raise RehearsalError(f"Deployment {name}: its selector does not match its pod template")
             containers = template["spec"]["containers"]
@@ -159,8 +161,9 @@ class Cluster:
             if numbers.get(target, target) != 5432:
                 raise RehearsalError(f"Service {name}: targetPort {target} is not PostgreSQL's 5432")
             return self.postgres or "sqlite"
-        if name in by_kind(self.objects, "Deployment"):
-            return None  # a Deployment left out of this rehearsal (`only`)
+        if any(selects(selector, d["spec"]["template"]["metadata"]["labels"])
+               for d in by_kind(self.objects, "Deployment").values()):
+            return None  # a Deployment not rehearsed (`only`, or the observability stack's)
         raise RehearsalError(f"Service {name} selects no pod in the manifests")
 
     def localise(self, pod: Pod, env: dict[str, str]) -> dict[str, str]:

@@ -136,7 +136,7 @@ def _missing_secret_key(objects):
 @pytest.mark.parametrize(
     "break_it, expected",
     [
-        (_rename_env, "startupProbe failed .* Connection refused"),
+        (_rename_env, r"marketplace: (startupProbe failed|exited with 1 during startupProbe)"),
         (_rename_health_service, "readinessProbe failed"),
         (_rename_container_port, "no container port named 'grpc'"),
         (_wrong_container_port, "marketplace:50061: nothing listens there"),
