@@ -51,10 +51,16 @@ impl ApiError {
 
     /// Maps an upstream's status; 5xx detail goes to the log, a generic sentence to the caller.
     pub fn from_status(upstream: &str, status: &tonic::Status) -> Self {
-        let http = http_status(status.code());
+        // tonic reports the expiry of a call's own deadline as CANCELLED "Timeout expired":
+        // for the caller that is a timeout (504), not a cancelled request (499).
+        let code = match status.code() {
+            Code::Cancelled if status.message() == "Timeout expired" => Code::DeadlineExceeded,
+            c => c,
+        };
+        let http = http_status(code);
         let detail = if http.is_server_error() {
             tracing::warn!(upstream, code = ?status.code(), message = status.message(), "upstream call failed");
-            match status.code() {
+            match code {
                 Code::Unavailable => {
                     format!("the {upstream} service is unavailable; try again shortly")
                 }
@@ -68,7 +74,7 @@ impl ApiError {
         Self {
             status: http,
             detail,
-            grpc_code: Some(status.code()),
+            grpc_code: Some(code),
         }
     }
 
@@ -197,6 +203,16 @@ mod tests {
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         assert_eq!(e.problem().detail, "book 7 not found");
         assert_eq!(e.problem().grpc_code.as_deref(), Some("NotFound"));
+    }
+
+    #[test]
+    fn an_expired_call_deadline_is_a_gateway_timeout_not_a_cancellation() {
+        let e = ApiError::from_status("marketplace", &tonic::Status::cancelled("Timeout expired"));
+        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(e.grpc_code, Some(Code::DeadlineExceeded));
+        let cancelled =
+            ApiError::from_status("marketplace", &tonic::Status::cancelled("client went away"));
+        assert_eq!(cancelled.status.as_u16(), 499);
     }
 
     #[test]

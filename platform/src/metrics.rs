@@ -172,6 +172,7 @@ pub fn split_grpc_path(path: &str) -> (&str, &str) {
 impl<S, ReqB, ResB> Service<http::Request<ReqB>> for GrpcMetricsService<S>
 where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S::Error: std::fmt::Display,
 {
     type Response = http::Response<MeteredBody<ResB>>;
     type Error = S::Error;
@@ -264,9 +265,13 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// What tonic says when a deadline (`grpc-timeout` or the server's timeout) expires.
+const TONIC_TIMEOUT: &str = "Timeout expired";
+
 impl<F, ResB, E> Future for MeteredFuture<F>
 where
     F: Future<Output = Result<http::Response<ResB>, E>>,
+    E: std::fmt::Display,
 {
     type Output = Result<http::Response<MeteredBody<ResB>>, E>;
 
@@ -278,7 +283,22 @@ where
         };
         let obs = this.obs.take();
         Poll::Ready(match result {
-            Ok(resp) => {
+            Ok(mut resp) => {
+                // tonic answers an expired deadline with CANCELLED; gRPC defines it as
+                // DEADLINE_EXCEEDED, which is what callers and dashboards must see.
+                if resp.headers().get("grpc-status").is_some_and(|v| v == "1")
+                    && resp
+                        .headers()
+                        .get("grpc-message")
+                        .is_some_and(|v| v == TONIC_TIMEOUT)
+                {
+                    let h = resp.headers_mut();
+                    h.insert("grpc-status", http::HeaderValue::from_static("4"));
+                    h.insert(
+                        "grpc-message",
+                        http::HeaderValue::from_static("deadline exceeded"),
+                    );
+                }
                 // A trailers-only response (errors) carries the status in its headers.
                 let obs = match (obs, grpc_status(resp.headers())) {
                     (Some(o), Some(code)) => {
@@ -291,7 +311,13 @@ where
             }
             Err(e) => {
                 if let Some(o) = obs {
-                    o.finish(14); // transport failure: UNAVAILABLE
+                    // The caller's own deadline (DEADLINE_EXCEEDED), else a transport failure
+                    // (UNAVAILABLE).
+                    o.finish(if e.to_string() == TONIC_TIMEOUT {
+                        4
+                    } else {
+                        14
+                    });
                 }
                 Err(e)
             }

@@ -1,0 +1,77 @@
+//! `app()`: the real gateway router over upstream addresses the test chooses.
+
+use axum::{Router, body::Body, http::Request};
+use clap::Parser;
+use gateway::{AppState, Config, build_router, upstream::Upstreams};
+use http_body_util::BodyExt;
+use platform::metrics::Metrics;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// The gateway's router with every upstream at `url` and a request budget of `timeout_ms`.
+pub fn app(url: &str, timeout_ms: u64) -> Router {
+    let config = Config::try_parse_from([
+        "gateway",
+        "--marketplace-url",
+        url,
+        "--recommendations-url",
+        url,
+        "--users-url",
+        url,
+        "--request-timeout-ms",
+        &timeout_ms.to_string(),
+        "--optional-timeout-ms",
+        &timeout_ms.to_string(),
+    ])
+    .unwrap();
+    let metrics = Metrics::new();
+    let upstreams = Upstreams::new(url, url, url, &metrics).unwrap();
+    let (_tx, shutdown) = tokio::sync::watch::channel(false);
+    let state = AppState {
+        upstreams,
+        request_timeout: config.serve.request_timeout(),
+        optional_timeout: std::time::Duration::from_millis(config.optional_timeout_ms),
+        cookie_secure: false,
+        shutdown,
+    };
+    build_router(state, &metrics, &config)
+}
+
+/// An address that accepts TCP connections and then never says a word.
+pub async fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// An address where nothing listens.
+pub async fn nobody() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// Sends a GET and returns status, content type and body.
+pub async fn get(app: &Router, uri: &str) -> (u16, String, String) {
+    let r = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body =
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, ct, body)
+}

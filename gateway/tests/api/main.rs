@@ -1,0 +1,4 @@
+//! The gateway's router tested with `oneshot`, its upstreams real sockets that misbehave.
+
+mod degraded;
+mod helpers;
