@@ -7,7 +7,7 @@ BINS := marketplace recommendations users gateway
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## Build every binary (release)
@@ -38,6 +38,7 @@ test: ## Format check, clippy, then every test (unit, per-service, suite-level)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory k8s-verify k8s-containers
 
 .PHONY: check
 check: test ## Same as test
@@ -103,3 +104,105 @@ dashboards: ## Prometheus + Grafana + Jaeger (those installed) on loopback for t
 	echo "  Traces: run the suite as \`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 make run\`."; \
 	echo "  Data and logs in $$state/. Ctrl-C stops them."; echo; \
 	wait
+
+# --- Deployment: the image, a kind or minikube cluster, and the checks that need no cluster -------
+IMAGE ?= bookstore:dev
+OVERLAY ?= kind
+KIND_CLUSTER ?= bookstore
+K8S_NAMESPACE ?= bookstore
+PYTHON ?= python3
+# A docker client that can build with BuildKit (k8s/scripts/docker-cli.sh says which and why).
+DOCKER ?= $(shell k8s/scripts/docker-cli.sh)
+export DOCKER_BUILDKIT := 1
+# PREBUILT=1: put the binaries of `cargo build --release --bins` into the image instead of
+# compiling inside Docker (no Rust image needed). RUNTIME_IMAGE: another runtime base.
+PREBUILT ?=
+RUNTIME_IMAGE ?=
+LOCAL_BASE_IMAGE ?= bookstore-local/debian:bookworm-minbase
+RUNTIME_ARG = $(if $(RUNTIME_IMAGE),--build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE))
+
+.PHONY: images
+images: ## Build the image $(IMAGE) with all four binaries (PREBUILT=1: from target/release, no Rust image)
+ifeq ($(PREBUILT),1)
+	$(CARGO) build --release --bins
+	rm -rf $(RUN_DIR)/image-context && mkdir -p $(RUN_DIR)/image-context/target/release
+	cp $(addprefix target/release/,$(BINS)) $(RUN_DIR)/image-context/target/release/
+	$(DOCKER) build --build-arg BINARIES=prebuilt $(RUNTIME_ARG) -t $(IMAGE) -f Dockerfile $(RUN_DIR)/image-context
+else
+	$(DOCKER) build $(RUNTIME_ARG) -t $(IMAGE) .
+endif
+	@$(DOCKER) image inspect -f 'image $(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster (k8s/kind-config.yaml: the gateway on http://localhost:8080)
+	@kind get clusters 2>/dev/null | grep -qx $(KIND_CLUSTER) && echo "kind cluster $(KIND_CLUSTER) exists" \
+	  || kind create cluster --name $(KIND_CLUSTER) --config k8s/kind-config.yaml --wait 120s
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster (and everything in it)
+	kind delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: kind-load
+kind-load: ## Copy the image $(IMAGE) into the kind node (no registry)
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+
+.PHONY: minikube-up
+minikube-up: ## Start minikube with a CNI that enforces NetworkPolicies (calico) and metrics-server
+	minikube start --cni=calico --cpus=2 --memory=4g
+	minikube addons enable metrics-server
+
+.PHONY: minikube-load
+minikube-load: ## Copy the image $(IMAGE) into minikube (no registry)
+	minikube image load $(IMAGE)
+
+.PHONY: k8s-secrets
+k8s-secrets: ## Generate the Secrets' random values into k8s/base/secrets/*.env (git-ignored; kept if present)
+	@k8s/scripts/gen-secrets.sh
+
+.PHONY: deploy
+deploy: k8s-secrets ## Apply k8s/overlays/$(OVERLAY) (kind|minikube) and wait until every pod is Ready
+	kubectl apply -k k8s/overlays/$(OVERLAY)
+	@for w in $$(kubectl -n $(K8S_NAMESPACE) get deploy,statefulset -o name); do \
+	  kubectl -n $(K8S_NAMESPACE) rollout status $$w --timeout=300s || exit 1; done
+	@kubectl -n $(K8S_NAMESPACE) get pods
+	@echo; echo "  kind: http://localhost:8080/    minikube: \`minikube service gateway -n $(K8S_NAMESPACE) --url\`"
+
+.PHONY: undeploy
+undeploy: ## Delete what deploy applied, the namespace and the database volume with it
+	kubectl delete -k k8s/overlays/$(OVERLAY) --ignore-not-found
+
+.PHONY: port-forward
+port-forward: ## Grafana :3000, Prometheus :9095, Jaeger :16686 on localhost from the cluster; Ctrl-C stops
+	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
+	kubectl -n $(K8S_NAMESPACE) port-forward svc/grafana 3000:3000 & \
+	kubectl -n $(K8S_NAMESPACE) port-forward svc/prometheus 9095:9090 & \
+	kubectl -n $(K8S_NAMESPACE) port-forward svc/jaeger 16686:16686 & \
+	echo "  Grafana http://localhost:3000/  Prometheus http://localhost:9095/  Jaeger http://localhost:16686/"; \
+	wait
+
+.PHONY: k8s-render
+k8s-render: k8s-secrets ## Render every overlay into $(RUN_DIR)/k8s/<overlay>.yaml
+	@mkdir -p $(RUN_DIR)/k8s
+	@for o in kind minikube; do kubectl kustomize k8s/overlays/$$o > $(RUN_DIR)/k8s/$$o.yaml || exit 1; \
+	  echo "k8s/overlays/$$o: $$(grep -c '^kind:' $(RUN_DIR)/k8s/$$o.yaml) objects"; done
+
+.PHONY: k8s-lint
+k8s-lint: k8s-render ## Checkov over the rendered overlays, offline (skips justified in k8s/checkov.yaml)
+	BC_SKIP_MAPPING=TRUE checkov --config-file k8s/checkov.yaml --skip-download -d $(RUN_DIR)/k8s
+
+.PHONY: k8s-verify
+k8s-verify: k8s-render k8s-lint ## Manifests: strict schemas, restricted PSS, policies, budgets; rehearsal of every Deployment
+	$(CARGO) build --release --bins
+	cd k8s/tests && $(PYTHON) -m pytest -q -p no:cacheprovider test_manifests.py test_rehearsal.py
+
+.PHONY: k8s-containers
+k8s-containers: k8s-secrets ## The image on a local base, the suite as read-only non-root containers on a private network
+	@DOCKER=$(DOCKER) k8s/scripts/ensure-dockerd.sh
+	@DOCKER=$(DOCKER) k8s/scripts/local-base-image.sh $(LOCAL_BASE_IMAGE)
+	$(MAKE) --no-print-directory images PREBUILT=1 RUNTIME_IMAGE=$(LOCAL_BASE_IMAGE)
+	cd k8s/tests && DOCKER=$(DOCKER) BOOKSTORE_IMAGE=$(IMAGE) $(PYTHON) -m pytest -q -s -p no:cacheprovider test_containers.py
+
+.PHONY: k8s-measure
+k8s-measure: ## Idle and loaded RSS/CPU of every service as its manifest runs it (sizes the resources)
+	$(CARGO) build --release --bins
+	$(PYTHON) k8s/scripts/measure.py
