@@ -66,8 +66,11 @@ class Pod:
         return self.log.read_text(errors="replace")[-4000:] if self.log and self.log.exists() else ""
 
 
-def resolve_env(container: dict, cms: dict, scrts: dict) -> dict[str, str]:
+def resolve_env(container: dict, cms: dict, scrts: dict, pod_name: str = "pod",
+                pod_ip: str = "127.0.0.1") -> dict[str, str]:
     """The environment the kubelet would give this container (envFrom first, then env)."""
+    downward = {"metadata.name": pod_name, "metadata.namespace": NAMESPACE, "status.podIP": pod_ip,
+                "spec.nodeName": "node", "spec.serviceAccountName": "default"}
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
@@ -96,7 +99,12 @@ def resolve_env(container: dict, cms: dict, scrts: dict) -> dict[str, str]:
                 env[e["name"]] = value
                 break
         else:
-            if source:
+            if "fieldRef" in source:
+                path = source["fieldRef"]["fieldPath"]
+                if path not in downward:
+                    raise RehearsalError(f"env {e['name']}: fieldRef {path} is not rehearsed")
+                env[e["name"]] = downward[path]
+            elif source:
                 raise RehearsalError(f"env {e['name']}: unsupported valueFrom {source}")
     return env
 
@@ -211,7 +219,7 @@ class Cluster:
         binary = self.bin_dir / command[0][len(IMAGE_BIN_DIR):]
         if not binary.exists():
             raise RehearsalError(f"{pod.name}: the image has no {command[0]} (looked for {binary})")
-        raw_env = resolve_env(c, self.cms, self.secrets)
+        raw_env = resolve_env(c, self.cms, self.secrets, f"{pod.name}-0", pod.ip)
         pod.env = self.localise(pod, raw_env)
         args = [expand(a, raw_env) for a in command[1:] + list(c.get("args") or [])]
         pod.log = self.workdir / f"{pod.name}.log"
