@@ -216,9 +216,16 @@ class Cluster:
         command = list(c.get("command") or [])
         if not command or not command[0].startswith(IMAGE_BIN_DIR):
             raise RehearsalError(f"{pod.name}: command {command} does not run a binary from the image")
-        binary = self.bin_dir / command[0][len(IMAGE_BIN_DIR):]
+        built = self.bin_dir / command[0][len(IMAGE_BIN_DIR):]
+        if not built.exists():
+            raise RehearsalError(f"{pod.name}: the image has no {command[0]} (looked for {built})")
+        # A copy in a world-readable directory, as in the image: the build tree may sit somewhere
+        # (a root-only home) that the pod's non-root user cannot reach.
+        binary = self.workdir / "bin" / built.name
         if not binary.exists():
-            raise RehearsalError(f"{pod.name}: the image has no {command[0]} (looked for {binary})")
+            binary.parent.mkdir(mode=0o755, exist_ok=True)
+            shutil.copy2(built, binary)
+            binary.chmod(0o555)
         raw_env = resolve_env(c, self.cms, self.secrets, f"{pod.name}-0", pod.ip)
         pod.env = self.localise(pod, raw_env)
         args = [expand(a, raw_env) for a in command[1:] + list(c.get("args") or [])]
