@@ -27,6 +27,8 @@ pub struct Users {
     /// Verified against when the email is unknown, so both failures take the same time.
     decoy_hash: Arc<str>,
     hash_permits: Arc<tokio::sync::Semaphore>,
+    /// One reusable working memory per permit.
+    hash_memory: Arc<std::sync::Mutex<Vec<account::HashMemory>>>,
 }
 
 impl Users {
@@ -47,8 +49,13 @@ impl Users {
                 "Sign-in attempts by outcome (success, failure).",
                 &["outcome"],
             ),
-            decoy_hash: account::hash_password("decoy password never used").into(),
+            decoy_hash: account::hash_password(
+                "decoy password never used",
+                &mut account::HashMemory::new(),
+            )
+            .into(),
             hash_permits: Arc::new(tokio::sync::Semaphore::new(hash_concurrency.max(1))),
+            hash_memory: Arc::default(),
         }
     }
 }
@@ -88,16 +95,26 @@ impl Users {
     /// would exhaust memory instead of queueing.
     async fn hashing<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut account::HashMemory) -> T + Send + 'static,
     ) -> Result<T, Status> {
         let _permit = self
             .hash_permits
             .acquire()
             .await
             .map_err(|_| Status::unavailable("shutting down"))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|_| Status::internal("internal error"))
+        let pool = self.hash_memory.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut memory = pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default();
+            let out = f(&mut memory);
+            pool.lock().unwrap_or_else(|e| e.into_inner()).push(memory);
+            out
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))
     }
 }
 
@@ -140,7 +157,7 @@ impl UsersService for Users {
         }
         let password = req.password;
         let password_hash = self
-            .hashing(move || account::hash_password(&password))
+            .hashing(move |m| account::hash_password(&password, m))
             .await?;
         let now = platform::now_unix_ms();
         let user = UserRow {
@@ -185,7 +202,7 @@ impl UsersService for Users {
         };
         let password = req.password;
         let matches = self
-            .hashing(move || account::verify_password(&password, &hash))
+            .hashing(move |m| account::verify_password(&password, &hash, m))
             .await?;
         match user {
             Some(user) if matches => {
@@ -237,7 +254,7 @@ impl UsersService for Users {
         let password_hash = match req.password {
             Some(p) => {
                 account::check_password(&p)?;
-                Some(self.hashing(move || account::hash_password(&p)).await?)
+                Some(self.hashing(move |m| account::hash_password(&p, m)).await?)
             }
             None => None,
         };
