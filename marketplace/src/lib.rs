@@ -19,7 +19,7 @@ use platform::{
     page_token::PageTokens,
 };
 use protos::marketplace::v1::marketplace_service_server::MarketplaceServiceServer;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 use crate::catalog::Catalog;
@@ -72,10 +72,7 @@ pub async fn run(
         .metrics
         .gauge("marketplace_catalog_books", "Books in the loaded catalog.");
     let catalog = Arc::new(OnceLock::new());
-    let tokens = match &config.page_token_secret {
-        Some(s) => PageTokens::new(s.expose_secret().as_bytes()),
-        None => PageTokens::random(),
-    };
+    let tokens = PageTokens::from_secret(config.page_token_secret.as_ref());
 
     let health = kit.health.clone();
     let slot = catalog.clone();

@@ -42,6 +42,16 @@ impl PageTokens {
         }
     }
 
+    /// A codec keyed with the configured secret, or a random key (tokens valid only in this
+    /// process) when none is configured.
+    pub fn from_secret(secret: Option<&secrecy::SecretString>) -> Self {
+        use secrecy::ExposeSecret;
+        match secret {
+            Some(s) => Self::new(s.expose_secret().as_bytes()),
+            None => Self::random(),
+        }
+    }
+
     /// A codec with a random key: tokens are valid only in this process.
     pub fn random() -> Self {
         let mut key = [0u8; 32];

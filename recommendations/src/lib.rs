@@ -25,7 +25,7 @@ use platform::{
     page_token::PageTokens,
 };
 use protos::recommendations::v1::recommendations_service_server::RecommendationsServiceServer;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -97,10 +97,7 @@ pub async fn run(
     let pool = LazyPool::default();
     let store: Arc<dyn RatingStore> = Arc::new(SqlRatingStore::new(pool.clone()));
     let engine = Arc::new(OnceLock::new());
-    let tokens = match &config.page_token_secret {
-        Some(s) => PageTokens::new(s.expose_secret().as_bytes()),
-        None => PageTokens::random(),
-    };
+    let tokens = PageTokens::from_secret(config.page_token_secret.as_ref());
 
     let health = kit.health.clone();
     let (slot, loader_store) = (engine.clone(), store.clone());
