@@ -60,16 +60,6 @@ impl Health {
         self.set_serving(false).await;
     }
 
-    /// Whether shutdown has begun.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    /// Whether the service reports SERVING now.
-    pub fn is_serving(&self) -> bool {
-        *self.ready.borrow()
-    }
-
     /// Follows the serving status (for `/readyz`).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.ready.subscribe()
