@@ -484,27 +484,11 @@ pub async fn similar_books(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<RecommendationList>, ApiError> {
-    let d = s.deadline();
-    let req = d
-        .call(
-            rec::ListSimilarBooksRequest {
-                book_id: id,
-                page_size: q.page_size.unwrap_or(0),
-            },
-            None,
-        )
-        .map_err(error::recommendations)?;
-    let recs = s
-        .upstreams
-        .recommendations
-        .clone()
-        .list_similar_books(req)
-        .await
-        .map_err(error::recommendations)?
-        .into_inner()
-        .recommendations;
+    let recommendations = s
+        .similar(s.deadline(), Duration::MAX, id, q.page_size.unwrap_or(0))
+        .await?;
     Ok(Json(RecommendationList {
-        recommendations: join_books(&s, d, Duration::MAX, recs).await?,
+        recommendations,
         next_page_token: None,
     }))
 }
@@ -516,27 +500,17 @@ pub async fn popular_books(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<RecommendationList>, ApiError> {
-    let d = s.deadline();
-    let req = d
-        .call(
-            rec::ListPopularBooksRequest {
-                page_size: q.page_size.unwrap_or(0),
-                page_token: q.page_token.unwrap_or_default(),
-            },
-            None,
+    let (recommendations, next_page_token) = s
+        .popular(
+            s.deadline(),
+            Duration::MAX,
+            q.page_size.unwrap_or(0),
+            q.page_token.unwrap_or_default(),
         )
-        .map_err(error::recommendations)?;
-    let r = s
-        .upstreams
-        .recommendations
-        .clone()
-        .list_popular_books(req)
-        .await
-        .map_err(error::recommendations)?
-        .into_inner();
+        .await?;
     Ok(Json(RecommendationList {
-        recommendations: join_books(&s, d, Duration::MAX, r.recommendations).await?,
-        next_page_token: token(r.next_page_token),
+        recommendations,
+        next_page_token,
     }))
 }
 
@@ -549,26 +523,16 @@ pub async fn my_recommendations(
     ApiAuth(auth): ApiAuth,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<RecommendationList>, ApiError> {
-    let d = s.deadline();
-    let req = d
-        .call(
-            rec::ListRecommendationsForMeRequest {
-                page_size: q.page_size.unwrap_or(0),
-            },
+    let recommendations = s
+        .for_me(
+            s.deadline(),
+            Duration::MAX,
             auth.as_ref(),
+            q.page_size.unwrap_or(0),
         )
-        .map_err(error::recommendations)?;
-    let recs = s
-        .upstreams
-        .recommendations
-        .clone()
-        .list_recommendations_for_me(req)
-        .await
-        .map_err(error::recommendations)?
-        .into_inner()
-        .recommendations;
+        .await?;
     Ok(Json(RecommendationList {
-        recommendations: join_books(&s, d, Duration::MAX, recs).await?,
+        recommendations,
         next_page_token: None,
     }))
 }
@@ -806,6 +770,92 @@ impl AppState {
     /// The deadline for one incoming request.
     pub fn deadline(&self) -> Deadline {
         Deadline::after(self.request_timeout)
+    }
+
+    /// "Readers who liked this also liked", joined with the books (API and book page).
+    pub async fn similar(
+        &self,
+        d: Deadline,
+        cap: Duration,
+        book_id: i64,
+        page_size: i32,
+    ) -> Result<Vec<Recommendation>, ApiError> {
+        let req = d
+            .call_within(
+                rec::ListSimilarBooksRequest { book_id, page_size },
+                None,
+                cap,
+            )
+            .map_err(error::recommendations)?;
+        let recs = self
+            .upstreams
+            .recommendations
+            .clone()
+            .list_similar_books(req)
+            .await
+            .map_err(error::recommendations)?
+            .into_inner()
+            .recommendations;
+        join_books(self, d, cap, recs).await
+    }
+
+    /// Popular books joined with the books, and the next page's token (API and home page).
+    pub async fn popular(
+        &self,
+        d: Deadline,
+        cap: Duration,
+        page_size: i32,
+        page_token: String,
+    ) -> Result<(Vec<Recommendation>, Option<String>), ApiError> {
+        let req = d
+            .call_within(
+                rec::ListPopularBooksRequest {
+                    page_size,
+                    page_token,
+                },
+                None,
+                cap,
+            )
+            .map_err(error::recommendations)?;
+        let r = self
+            .upstreams
+            .recommendations
+            .clone()
+            .list_popular_books(req)
+            .await
+            .map_err(error::recommendations)?
+            .into_inner();
+        Ok((
+            join_books(self, d, cap, r.recommendations).await?,
+            token(r.next_page_token),
+        ))
+    }
+
+    /// The caller's personal recommendations joined with the books (API and home page).
+    pub async fn for_me(
+        &self,
+        d: Deadline,
+        cap: Duration,
+        auth: Option<&Bearer>,
+        page_size: i32,
+    ) -> Result<Vec<Recommendation>, ApiError> {
+        let req = d
+            .call_within(
+                rec::ListRecommendationsForMeRequest { page_size },
+                auth,
+                cap,
+            )
+            .map_err(error::recommendations)?;
+        let recs = self
+            .upstreams
+            .recommendations
+            .clone()
+            .list_recommendations_for_me(req)
+            .await
+            .map_err(error::recommendations)?
+            .into_inner()
+            .recommendations;
+        join_books(self, d, cap, recs).await
     }
 
     /// Creates an account (shared by the API and the sign-up form).

@@ -16,13 +16,13 @@ use axum::{
     routing::{get, post},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use protos::{marketplace::v1 as mp, recommendations::v1 as rec};
+use protos::marketplace::v1 as mp;
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
 use crate::{
     AppState,
-    api::{Book, Recommendation, join_books},
+    api::{Book, Recommendation},
     error::{self, ApiError},
     upstream::Bearer,
 };
@@ -404,60 +404,21 @@ pub async fn home(
     };
     let panel = async {
         let cap = s.optional_timeout;
-        let mut client = s.upstreams.recommendations.clone();
-        let (title, recs, expired) = match &sess {
-            Some(me) => {
-                let req = d
-                    .call_within(
-                        rec::ListRecommendationsForMeRequest {
-                            page_size: PANEL_SIZE,
-                        },
-                        Some(&me.token),
-                        cap,
-                    )
-                    .map_err(error::recommendations)?;
-                match client.list_recommendations_for_me(req).await {
-                    Ok(r) => ("Recommended for you", r.into_inner().recommendations, false),
-                    Err(st) if st.code() == Code::Unauthenticated => {
-                        let req = d
-                            .call_within(
-                                rec::ListPopularBooksRequest {
-                                    page_size: PANEL_SIZE,
-                                    page_token: String::new(),
-                                },
-                                None,
-                                cap,
-                            )
-                            .map_err(error::recommendations)?;
-                        let r = client
-                            .list_popular_books(req)
-                            .await
-                            .map_err(error::recommendations)?;
-                        ("Popular now", r.into_inner().recommendations, true)
-                    }
-                    Err(st) => return Err(error::recommendations(st)),
+        match &sess {
+            Some(me) => match s.for_me(d, cap, Some(&me.token), PANEL_SIZE).await {
+                Ok(recs) => Ok(("Recommended for you", recs, false)),
+                // The session is no longer accepted: show what everybody sees, drop the cookie.
+                Err(e) if e.grpc_code == Some(Code::Unauthenticated) => {
+                    let (recs, _) = s.popular(d, cap, PANEL_SIZE, String::new()).await?;
+                    Ok(("Popular now", recs, true))
                 }
-            }
+                Err(e) => Err(e),
+            },
             None => {
-                let req = d
-                    .call_within(
-                        rec::ListPopularBooksRequest {
-                            page_size: PANEL_SIZE,
-                            page_token: String::new(),
-                        },
-                        None,
-                        cap,
-                    )
-                    .map_err(error::recommendations)?;
-                let r = client
-                    .list_popular_books(req)
-                    .await
-                    .map_err(error::recommendations)?;
-                ("Popular now", r.into_inner().recommendations, false)
+                let (recs, _) = s.popular(d, cap, PANEL_SIZE, String::new()).await?;
+                Ok::<_, ApiError>(("Popular now", recs, false))
             }
-        };
-        let joined = join_books(&s, d, cap, recs).await?;
-        Ok::<_, ApiError>((title, joined, expired))
+        }
     };
     let (grid, panel) = tokio::join!(grid, panel);
 
@@ -593,29 +554,7 @@ pub async fn book(
             .map(Book::from)
             .ok_or_else(|| ApiError::new(StatusCode::BAD_GATEWAY, "the catalog sent no book"))
     };
-    let similar = async {
-        let cap = s.optional_timeout;
-        let req = d
-            .call_within(
-                rec::ListSimilarBooksRequest {
-                    book_id: id,
-                    page_size: PANEL_SIZE,
-                },
-                None,
-                cap,
-            )
-            .map_err(error::recommendations)?;
-        let recs = s
-            .upstreams
-            .recommendations
-            .clone()
-            .list_similar_books(req)
-            .await
-            .map_err(error::recommendations)?
-            .into_inner()
-            .recommendations;
-        join_books(&s, d, cap, recs).await
-    };
+    let similar = s.similar(d, s.optional_timeout, id, PANEL_SIZE);
     let (main, similar) = tokio::join!(main, similar);
     let book = match main {
         Ok(b) => b,
