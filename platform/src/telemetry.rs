@@ -227,11 +227,10 @@ pub fn rpc_span<B>(
     method: &str,
     req: &mut http::Request<B>,
 ) -> tracing::Span {
-    let name = format!("{service}/{method}");
     let span = match side {
         Side::Server => tracing::info_span!(
             "grpc.server",
-            otel.name = %name,
+            otel.name = %format_args!("{service}/{method}"),
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             rpc.system = "grpc",
@@ -241,7 +240,7 @@ pub fn rpc_span<B>(
         ),
         Side::Client => tracing::info_span!(
             "grpc.client",
-            otel.name = %name,
+            otel.name = %format_args!("{service}/{method}"),
             otel.kind = "client",
             otel.status_code = tracing::field::Empty,
             rpc.system = "grpc",
