@@ -47,23 +47,28 @@ pub struct Config {
     /// Address of the admin HTTP server (/metrics, /livez, /readyz).
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,
-    /// The marketplace service.
+    /// The marketplace service: `http://host:port`, or several separated by commas. A host name
+    /// is resolved again every UPSTREAM_RESOLVE_INTERVAL_MS (a headless Service names every ready
+    /// pod) and calls are balanced over every replica whose health reports SERVING.
     #[arg(
         long,
         env = "MARKETPLACE_URL",
         default_value = "http://127.0.0.1:50051"
     )]
     pub marketplace_url: String,
-    /// The recommendations service.
+    /// The recommendations service (same forms as --marketplace-url).
     #[arg(
         long,
         env = "RECOMMENDATIONS_URL",
         default_value = "http://127.0.0.1:50052"
     )]
     pub recommendations_url: String,
-    /// The users service.
+    /// The users service (same forms as --marketplace-url).
     #[arg(long, env = "USERS_URL", default_value = "http://127.0.0.1:50053")]
     pub users_url: String,
+    /// How often upstream host names are resolved again, in milliseconds.
+    #[arg(long, env = "UPSTREAM_RESOLVE_INTERVAL_MS", default_value_t = 5_000)]
+    pub upstream_resolve_interval_ms: u64,
     /// Longest wait for an optional page section (recommendations), in milliseconds.
     #[arg(long, env = "OPTIONAL_TIMEOUT_MS", default_value_t = 800)]
     pub optional_timeout_ms: u64,
@@ -77,6 +82,18 @@ pub struct Config {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+}
+
+impl Config {
+    /// The upstream addresses and how they are discovered.
+    pub fn upstream_urls(&self) -> upstream::UpstreamUrls<'_> {
+        upstream::UpstreamUrls {
+            marketplace: &self.marketplace_url,
+            recommendations: &self.recommendations_url,
+            users: &self.users_url,
+            resolve_every: Duration::from_millis(self.upstream_resolve_interval_ms.max(100)),
+        }
+    }
 }
 
 /// What every handler shares.
@@ -204,12 +221,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let metrics = Metrics::new();
-    let upstreams = Upstreams::new(
-        &config.marketplace_url,
-        &config.recommendations_url,
-        &config.users_url,
-        &metrics,
-    )?;
+    let upstreams = Upstreams::new(&config.upstream_urls(), &metrics)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = AppState {
         upstreams,

@@ -5,11 +5,15 @@ use clap::Parser;
 use marketplace::Config;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     let _telemetry = platform::telemetry::init("marketplace", &config.telemetry);
-    let grpc = tokio::net::TcpListener::bind(config.grpc_addr).await?;
-    let admin = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    platform::listen::exit_status("marketplace", serve(config).await)
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let grpc = platform::listen::bind(config.grpc_addr, "grpc-addr", "GRPC_ADDR").await?;
+    let admin = platform::listen::bind(config.admin_addr, "admin-addr", "ADMIN_ADDR").await?;
     tracing::info!(grpc = %config.grpc_addr, admin = %config.admin_addr, "listening");
     marketplace::run(grpc, admin, config, platform::shutdown::shutdown_signal()).await?;
     Ok(())

@@ -11,6 +11,10 @@ pub struct ServeArgs {
     /// Calls handled at once; further calls are shed with RESOURCE_EXHAUSTED.
     #[arg(long, env = "CONCURRENCY_LIMIT", default_value_t = 256)]
     pub concurrency_limit: usize,
+    /// Server streams (live feeds, health watches) open at once; further ones are shed with
+    /// RESOURCE_EXHAUSTED. Counted apart from CONCURRENCY_LIMIT so streams cannot starve calls.
+    #[arg(long, env = "STREAM_LIMIT", default_value_t = 1_024)]
+    pub stream_limit: usize,
     /// On SIGTERM/SIGINT: health turns NOT_SERVING, then in-flight calls get this long to finish
     /// (milliseconds) before the process exits.
     #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
@@ -38,6 +42,7 @@ impl Default for ServeArgs {
         Self {
             request_timeout_ms: 5_000,
             concurrency_limit: 256,
+            stream_limit: 1_024,
             drain_timeout_ms: 10_000,
             shutdown_delay_ms: 0,
         }

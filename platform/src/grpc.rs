@@ -3,6 +3,7 @@
 //! and a graceful, bounded drain on shutdown.
 
 use std::{
+    collections::HashSet,
     convert::Infallible,
     future::Future,
     pin::Pin,
@@ -25,6 +26,7 @@ use tower::{Layer, Service, ServiceBuilder};
 use crate::{
     admin,
     config::ServeArgs,
+    deadline::DeadlineLayer,
     health::Health,
     metrics::{GrpcMetricsLayer, Metrics, RpcMetrics, Side},
 };
@@ -101,10 +103,16 @@ impl Kit {
             health_server,
             draining,
         } = self;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(descriptor_set)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        // Reflection v1 and v1alpha: grpcurl and tonic speak v1; Python's grpcio-reflection,
+        // older grpcurl, grpcui and Postman still speak v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(descriptor_set)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let reflection = reflection().build_v1()?;
+        let streaming = streaming_methods(&[descriptor_set, tonic_health::pb::FILE_DESCRIPTOR_SET]);
         let rpc_metrics = RpcMetrics::new(&metrics, Side::Server);
         let shed = metrics.counter_vec(
             "grpc_server_shed_total",
@@ -117,12 +125,24 @@ impl Kit {
                 "Calls this server handles at once before shedding (saturation = in_flight / limit).",
             )
             .set(opts.concurrency_limit as i64);
+        metrics
+            .gauge(
+                "grpc_server_stream_limit",
+                "Open server streams this server holds at once before shedding new ones.",
+            )
+            .set(opts.stream_limit as i64);
         let stack = ServiceBuilder::new()
             // Outermost: a span and RED metrics for every call, shed ones included.
             .layer(GrpcMetricsLayer::new(rpc_metrics))
-            // Concurrency limit: calls beyond it are shed at once instead of queueing.
+            // Deadlines answered DEADLINE_EXCEEDED inside the metrics layer (not tonic's
+            // CANCELLED outside it), so every view of an expired call agrees.
+            .layer(DeadlineLayer::new(Some(opts.request_timeout())))
+            // Concurrency limits: calls beyond them are shed at once instead of queueing; a
+            // call holds its permit until its response ends, streams from their own pool.
             .layer(ShedLayer::new(
                 opts.concurrency_limit,
+                opts.stream_limit,
+                streaming,
                 shed.with_label_values(&[name]),
             ));
 
@@ -147,10 +167,10 @@ impl Kit {
 
         let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
         let server = Server::builder()
-            .timeout(opts.request_timeout())
             .layer(stack)
             .add_service(health_server)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, signal);
         tracing::info!(service = name, "gRPC server started");
@@ -177,18 +197,64 @@ impl Kit {
     }
 }
 
+/// The paths (`/package.Service/Method`) of every server- or client-streaming method in these
+/// encoded descriptor sets, plus server reflection's (a bidirectional stream).
+pub fn streaming_methods(descriptor_sets: &[&[u8]]) -> Arc<HashSet<String>> {
+    use prost::Message;
+    let mut out: HashSet<String> = [
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for set in descriptor_sets {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(*set) else {
+            continue;
+        };
+        for file in set.file {
+            let package = file.package.unwrap_or_default();
+            for service in file.service {
+                let service_name = service.name.unwrap_or_default();
+                for m in service.method {
+                    if m.server_streaming() || m.client_streaming() {
+                        let full = if package.is_empty() {
+                            service_name.clone()
+                        } else {
+                            format!("{package}.{service_name}")
+                        };
+                        out.insert(format!("/{full}/{}", m.name.unwrap_or_default()));
+                    }
+                }
+            }
+        }
+    }
+    Arc::new(out)
+}
+
 /// Limits the calls in progress; a call beyond the limit is answered RESOURCE_EXHAUSTED at once
-/// (load shedding) rather than queued behind the others.
+/// (load shedding) rather than queued behind the others. A call holds its permit until its
+/// response body ends, so a slow download or an open stream still counts. Streaming methods draw
+/// from a pool of their own, so long-lived streams cannot starve unary calls (nor the reverse).
 #[derive(Clone)]
 pub struct ShedLayer {
-    permits: Arc<Semaphore>,
+    calls: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
+    streaming: Arc<HashSet<String>>,
     shed: IntCounter,
 }
 
 impl ShedLayer {
-    pub fn new(limit: usize, shed: IntCounter) -> Self {
+    pub fn new(
+        call_limit: usize,
+        stream_limit: usize,
+        streaming: Arc<HashSet<String>>,
+        shed: IntCounter,
+    ) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(limit.max(1))),
+            calls: Arc::new(Semaphore::new(call_limit.max(1))),
+            streams: Arc::new(Semaphore::new(stream_limit.max(1))),
+            streaming,
             shed,
         }
     }
@@ -199,8 +265,7 @@ impl<S> Layer<S> for ShedLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ShedService {
             inner,
-            permits: self.permits.clone(),
-            shed: self.shed.clone(),
+            limits: self.clone(),
         }
     }
 }
@@ -209,9 +274,11 @@ impl<S> Layer<S> for ShedLayer {
 #[derive(Clone)]
 pub struct ShedService<S> {
     inner: S,
-    permits: Arc<Semaphore>,
-    shed: IntCounter,
+    limits: ShedLayer,
 }
+
+/// How long a shed caller is asked to wait before trying again (gRFC A6 server pushback).
+pub const SHED_PUSHBACK_MS: u64 = 100;
 
 impl<S, ReqB, ResB> Service<http::Request<ReqB>> for ShedService<S>
 where
@@ -220,34 +287,95 @@ where
     ResB: Default + Send + 'static,
     S::Error: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<PermitBody<ResB>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let permit: Option<OwnedSemaphorePermit> = self.permits.clone().try_acquire_owned().ok();
-        match permit {
-            Some(permit) => {
+        let pool = if self.limits.streaming.contains(req.uri().path()) {
+            &self.limits.streams
+        } else {
+            &self.limits.calls
+        };
+        match pool.clone().try_acquire_owned() {
+            Ok(permit) => {
                 let fut = self.inner.call(req);
                 Box::pin(async move {
-                    let out = fut.await;
-                    drop(permit);
-                    out
+                    let resp = fut.await?;
+                    Ok(resp.map(|inner| PermitBody {
+                        inner,
+                        permit: Some(permit),
+                    }))
                 })
             }
-            None => {
-                self.shed.inc();
-                Box::pin(async {
-                    Ok(tonic::Status::resource_exhausted(
-                        "the server is at its concurrency limit; retry with backoff",
-                    )
-                    .into_http())
+            Err(_) => {
+                self.limits.shed.inc();
+                let mut resp: http::Response<ResB> = tonic::Status::resource_exhausted(
+                    "the server is at its concurrency limit; retry with backoff",
+                )
+                .into_http();
+                resp.headers_mut().insert(
+                    "grpc-retry-pushback-ms",
+                    http::HeaderValue::from(SHED_PUSHBACK_MS),
+                );
+                Box::pin(async move {
+                    Ok(resp.map(|inner| PermitBody {
+                        inner,
+                        permit: None,
+                    }))
                 })
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that gives its concurrency permit back when it ends (or is dropped).
+    pub struct PermitBody<B> {
+        #[pin]
+        inner: B,
+        permit: Option<OwnedSemaphorePermit>,
+    }
+}
+
+impl<B: Default> Default for PermitBody<B> {
+    fn default() -> Self {
+        Self {
+            inner: B::default(),
+            permit: None,
+        }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for PermitBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        let ended = match &frame {
+            None | Some(Err(_)) => true,
+            Some(Ok(f)) => f.is_trailers(),
+        };
+        if ended {
+            this.permit.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -16,6 +16,8 @@ pub struct Health {
     service: &'static str,
     ready: watch::Sender<bool>,
     draining: Arc<AtomicBool>,
+    /// One status change at a time, so a late SERVING cannot land after the drain began.
+    changing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Health {
@@ -32,12 +34,18 @@ impl Health {
             service,
             ready: watch::Sender::new(false),
             draining: Arc::new(AtomicBool::new(false)),
+            changing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     /// Reports SERVING (true) or NOT_SERVING (false); logs only when the status changes.
     /// Once draining has begun the status stays NOT_SERVING.
     pub async fn set_serving(&self, serving: bool) {
+        let _one_at_a_time = self.changing.lock().await;
+        self.apply(serving).await;
+    }
+
+    async fn apply(&self, serving: bool) {
         let serving = serving && !self.draining.load(Ordering::SeqCst);
         let changed = self
             .ready
@@ -56,8 +64,9 @@ impl Health {
 
     /// Turns NOT_SERVING for good: the process is shutting down.
     pub async fn begin_drain(&self) {
+        let _one_at_a_time = self.changing.lock().await;
         self.draining.store(true, Ordering::SeqCst);
-        self.set_serving(false).await;
+        self.apply(false).await;
     }
 
     /// Follows the serving status (for `/readyz`).

@@ -45,20 +45,42 @@ pub fn route_of(req: &Request) -> String {
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
 }
 
+/// One request being tracked: counted once, on its answer or, when the client goes away first
+/// (the handler future is dropped), as status 499 (client closed request).
+struct Tracked {
+    m: HttpMetrics,
+    route: String,
+    method: String,
+    start: Instant,
+    status: u16,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.m.in_flight.dec();
+        let status = self.status.to_string();
+        self.m
+            .requests
+            .with_label_values(&[&self.method, &self.route, &status])
+            .inc();
+        self.m
+            .duration
+            .with_label_values(&[&self.method, &self.route])
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
 /// axum middleware (`from_fn_with_state`) recording every request.
 pub async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = route_of(&req);
-    let method = req.method().as_str().to_owned();
     m.in_flight.inc();
+    let mut tracked = Tracked {
+        route: route_of(&req),
+        method: req.method().as_str().to_owned(),
+        m,
+        start: Instant::now(),
+        status: 499,
+    };
     let response = next.run(req).await;
-    m.in_flight.dec();
-    let status = response.status().as_u16().to_string();
-    m.requests
-        .with_label_values(&[&method, &route, &status])
-        .inc();
-    m.duration
-        .with_label_values(&[&method, &route])
-        .observe(start.elapsed().as_secs_f64());
+    tracked.status = response.status().as_u16();
     response
 }

@@ -66,6 +66,15 @@ impl Metrics {
         h
     }
 
+    /// Registers a labelled gauge family.
+    pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::IntGaugeVec {
+        let g = prometheus::IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+        self.registry
+            .register(Box::new(g.clone()))
+            .expect("metric registered once");
+        g
+    }
+
     /// Registers a gauge.
     pub fn gauge(&self, name: &str, help: &str) -> IntGauge {
         let g = IntGauge::new(name, help).expect("valid gauge");
@@ -265,7 +274,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// What tonic says when a deadline (`grpc-timeout` or the server's timeout) expires.
+/// What tonic's client says when a call's own deadline expires before an answer arrives.
 const TONIC_TIMEOUT: &str = "Timeout expired";
 
 impl<F, ResB, E> Future for MeteredFuture<F>
@@ -283,22 +292,7 @@ where
         };
         let obs = this.obs.take();
         Poll::Ready(match result {
-            Ok(mut resp) => {
-                // tonic answers an expired deadline with CANCELLED; gRPC defines it as
-                // DEADLINE_EXCEEDED, which is what callers and dashboards must see.
-                if resp.headers().get("grpc-status").is_some_and(|v| v == "1")
-                    && resp
-                        .headers()
-                        .get("grpc-message")
-                        .is_some_and(|v| v == TONIC_TIMEOUT)
-                {
-                    let h = resp.headers_mut();
-                    h.insert("grpc-status", http::HeaderValue::from_static("4"));
-                    h.insert(
-                        "grpc-message",
-                        http::HeaderValue::from_static("deadline exceeded"),
-                    );
-                }
+            Ok(resp) => {
                 // A trailers-only response (errors) carries the status in its headers.
                 let obs = match (obs, grpc_status(resp.headers())) {
                     (Some(o), Some(code)) => {

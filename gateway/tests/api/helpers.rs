@@ -25,7 +25,7 @@ pub fn app(url: &str, timeout_ms: u64) -> Router {
     ])
     .unwrap();
     let metrics = Metrics::new();
-    let upstreams = Upstreams::new(url, url, url, &metrics).unwrap();
+    let upstreams = Upstreams::new(&config.upstream_urls(), &metrics).unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
     let state = AppState {
         upstreams,
@@ -37,16 +37,42 @@ pub fn app(url: &str, timeout_ms: u64) -> Router {
     build_router(state, &metrics, &config)
 }
 
-/// An address that accepts TCP connections and then never says a word.
-pub async fn black_hole() -> String {
+/// A marketplace that reports SERVING and then never answers a call.
+pub async fn never_answers() -> String {
+    #[derive(Clone)]
+    struct Hang;
+    impl tonic::server::NamedService for Hang {
+        const NAME: &'static str = "bookstore.marketplace.v1.MarketplaceService";
+    }
+    impl tower::Service<http::Request<tonic::body::Body>> for Hang {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Pending<Result<Self::Response, Self::Error>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+            std::future::pending()
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(
+            <Hang as tonic::server::NamedService>::NAME,
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(Hang)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
     format!("http://{addr}")
 }
 

@@ -2,7 +2,13 @@
 //! one per request), each wrapped in the client metrics/tracing layer, plus the per-request
 //! deadline that every outgoing call carries.
 
-use std::time::{Duration, Instant};
+pub mod discovery;
+pub mod retry;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use platform::metrics::{GrpcMetricsLayer, GrpcMetricsService, Metrics, RpcMetrics, Side};
 use protos::{
@@ -10,15 +16,16 @@ use protos::{
     recommendations::v1::recommendations_service_client::RecommendationsServiceClient,
     users::v1::users_service_client::UsersServiceClient,
 };
-use tonic::{
-    Request, Status,
-    metadata::MetadataValue,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Request, Status, metadata::MetadataValue, transport::Channel};
 use tower::Layer;
 
-/// A channel with the client layer on it.
-pub type Upstream = GrpcMetricsService<Channel>;
+use self::{
+    discovery::{Discovery, Replicas},
+    retry::{CallPolicy, Calls},
+};
+
+/// A balanced channel with the call policy and the client metrics layer on it.
+pub type Upstream = GrpcMetricsService<Calls<Channel>>;
 
 /// Clients of the three services; cloning shares the channels.
 #[derive(Clone)]
@@ -26,49 +33,100 @@ pub struct Upstreams {
     pub marketplace: MarketplaceServiceClient<Upstream>,
     pub recommendations: RecommendationsServiceClient<Upstream>,
     pub users: UsersServiceClient<Upstream>,
+    /// What each upstream's balancer holds, by upstream name.
+    pub replicas: Vec<(&'static str, Arc<Replicas>)>,
 }
 
-/// An upstream address that is not a valid URI.
+/// An upstream address that is not a valid `http://host:port`.
 #[derive(Debug, thiserror::Error)]
-#[error("{name} upstream address {url:?} is not valid: {source}")]
+#[error("{name} upstream address {url:?} is not valid: {why}")]
 pub struct BadUpstream {
     name: &'static str,
     url: String,
-    source: tonic::transport::Error,
+    why: String,
 }
 
-fn channel(name: &'static str, url: &str) -> Result<Channel, BadUpstream> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|source| BadUpstream {
-            name,
-            url: url.to_owned(),
-            source,
-        })?
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        // Connects on first use and reconnects by itself: start-up order does not matter.
-        .connect_lazy())
+/// `http://host:port[,http://host:port…]` as `host:port` targets.
+pub fn targets(name: &'static str, urls: &str) -> Result<Vec<String>, BadUpstream> {
+    let bad = |url: &str, why: &str| BadUpstream {
+        name,
+        url: url.to_owned(),
+        why: why.to_owned(),
+    };
+    let list: Vec<String> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|url| {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| bad(url, &e.to_string()))?;
+            if uri.scheme_str() != Some("http") {
+                return Err(bad(url, "the scheme must be http://"));
+            }
+            let host = uri.host().ok_or_else(|| bad(url, "no host"))?;
+            let port = uri.port_u16().ok_or_else(|| bad(url, "no port"))?;
+            Ok(format!("{host}:{port}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if list.is_empty() {
+        return Err(bad(urls, "no address given"));
+    }
+    Ok(list)
+}
+
+/// Per-upstream settings of [`Upstreams::new`].
+pub struct UpstreamUrls<'a> {
+    pub marketplace: &'a str,
+    pub recommendations: &'a str,
+    pub users: &'a str,
+    /// How often host names are resolved again (new and departed replicas).
+    pub resolve_every: Duration,
 }
 
 impl Upstreams {
-    pub fn new(
-        marketplace: &str,
-        recommendations: &str,
-        users: &str,
-        metrics: &Metrics,
-    ) -> Result<Self, BadUpstream> {
+    pub fn new(urls: &UpstreamUrls<'_>, metrics: &Metrics) -> Result<Self, BadUpstream> {
         let layer = GrpcMetricsLayer::new(RpcMetrics::new(metrics, Side::Client));
+        let gauge = metrics.gauge_vec(
+            "gateway_upstream_ready_replicas",
+            "Replicas of each upstream reporting SERVING, and so in the gateway's balancer.",
+            &["upstream"],
+        );
+        let retries = metrics.counter_vec(
+            "grpc_client_retries_total",
+            "Idempotent reads sent again after UNAVAILABLE (retried), or not for lack of retry budget (budget_exhausted).",
+            &["upstream", "grpc_method", "outcome"],
+        );
+        let urls_resolve_every = urls.resolve_every;
+        let mut replicas = Vec::new();
+        let mut build = |name: &'static str, health: &'static str, urls: &str| {
+            let (channel, r) = discovery::start(Discovery {
+                name,
+                health_service: health,
+                targets: targets(name, urls)?,
+                resolve_every: urls_resolve_every,
+                gauge: gauge.clone(),
+            });
+            replicas.push((name, r.clone()));
+            let policy = Arc::new(CallPolicy::new(name, r, retries.clone()));
+            Ok::<_, BadUpstream>(layer.layer(Calls::new(channel, policy)))
+        };
+        let marketplace = build(
+            "marketplace",
+            "bookstore.marketplace.v1.MarketplaceService",
+            urls.marketplace,
+        )?;
+        let recommendations = build(
+            "recommendations",
+            "bookstore.recommendations.v1.RecommendationsService",
+            urls.recommendations,
+        )?;
+        let users = build("users", "bookstore.users.v1.UsersService", urls.users)?;
         Ok(Self {
-            marketplace: MarketplaceServiceClient::new(
-                layer.layer(channel("marketplace", marketplace)?),
-            ),
-            recommendations: RecommendationsServiceClient::new(
-                layer.layer(channel("recommendations", recommendations)?),
-            ),
-            users: UsersServiceClient::new(layer.layer(channel("users", users)?)),
+            marketplace: MarketplaceServiceClient::new(marketplace),
+            recommendations: RecommendationsServiceClient::new(recommendations),
+            users: UsersServiceClient::new(users),
+            replicas,
         })
     }
 }

@@ -1,0 +1,210 @@
+//! Deadlines on the server side, answered as gRPC defines them: a call still running when the
+//! caller's `grpc-timeout` or the server's own request timeout expires is answered
+//! DEADLINE_EXCEEDED by this layer, inside the metrics/tracing layer, so the status on the wire,
+//! in `grpc_server_handled_total`, on the span and in the access log is the same.
+//!
+//! tonic's own timeout (`Server::timeout`) sits outside every user layer and answers CANCELLED;
+//! the server therefore does not configure it. tonic still honours `grpc-timeout` outside, but its
+//! timer is created after this layer's, for the same duration, so this layer always answers first.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+/// The longest `grpc-timeout` value (8 digits) in the unit that holds it.
+pub fn encode_grpc_timeout(d: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let ns = d.as_nanos();
+    for (unit, per) in [
+        ("n", 1u128),
+        ("u", 1_000),
+        ("m", 1_000_000),
+        ("S", 1_000_000_000),
+        ("M", 60_000_000_000),
+    ] {
+        let v = ns.div_ceil(per);
+        if v <= MAX {
+            return format!("{v}{unit}");
+        }
+    }
+    format!("{}H", ns.div_ceil(3_600_000_000_000).min(MAX))
+}
+
+/// Parses a `grpc-timeout` header value (`1..=8` digits and a unit of H, M, S, m, u or n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The time a call may take: the shorter of the caller's `grpc-timeout` and the server's limit.
+pub fn call_budget(headers: &http::HeaderMap, server_limit: Option<Duration>) -> Option<Duration> {
+    let caller = headers
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    match (caller, server_limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Answers DEADLINE_EXCEEDED when a call outlives its budget (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub struct DeadlineLayer {
+    server_limit: Option<Duration>,
+}
+
+impl DeadlineLayer {
+    /// `server_limit`: the longest any call may take whatever the caller asks (None: no limit).
+    pub fn new(server_limit: Option<Duration>) -> Self {
+        Self { server_limit }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService {
+            inner,
+            server_limit: self.server_limit,
+        }
+    }
+}
+
+/// See [`DeadlineLayer`].
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+    server_limit: Option<Duration>,
+}
+
+impl<S, ReqB, ResB> Service<http::Request<ReqB>> for DeadlineService<S>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    ResB: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
+        let budget = call_budget(req.headers(), self.server_limit);
+        // The timer must exist before the inner call starts (see the module docs).
+        let sleep = budget.map(|b| Box::pin(tokio::time::sleep(b)));
+        DeadlineFuture {
+            inner: self.inner.call(req),
+            sleep,
+            budget,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`DeadlineService`].
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        sleep: Option<Pin<Box<Sleep>>>,
+        budget: Option<Duration>,
+    }
+}
+
+impl<F, ResB: Default, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.inner.poll(cx) {
+            return Poll::Ready(out);
+        }
+        if let Some(sleep) = this.sleep.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let ms = this.budget.unwrap_or_default().as_millis();
+            return Poll::Ready(Ok(tonic::Status::deadline_exceeded(format!(
+                "deadline exceeded: no answer within {ms} ms"
+            ))
+            .into_http()));
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("99u"), Some(Duration::from_micros(99)));
+        assert_eq!(parse_grpc_timeout("5n"), Some(Duration::from_nanos(5)));
+        for bad in ["", "m", "12", "1x", "123456789m", "-1m", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_timeout_parses_back_to_at_least_the_duration() {
+        for d in [
+            Duration::from_nanos(7),
+            Duration::from_micros(1500),
+            Duration::from_millis(800),
+            Duration::from_secs(5),
+            Duration::from_secs(200_000),
+        ] {
+            let back = parse_grpc_timeout(&encode_grpc_timeout(d)).unwrap();
+            assert!(
+                back >= d && back - d < d / 1000 + Duration::from_micros(1),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_budget_is_the_shorter_of_caller_and_server() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(call_budget(&h, None), None);
+        assert_eq!(
+            call_budget(&h, Some(Duration::from_secs(5))),
+            Some(Duration::from_secs(5))
+        );
+        h.insert("grpc-timeout", http::HeaderValue::from_static("100m"));
+        assert_eq!(
+            call_budget(&h, Some(Duration::from_secs(5))),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(call_budget(&h, None), Some(Duration::from_millis(100)));
+    }
+}
