@@ -238,7 +238,7 @@ pub async fn run(
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(platform::admin::serve(
         admin,
-        platform::admin::router(metrics, ready_rx),
+        platform::admin::router(metrics, ready_rx, None),
         async move {
             let _ = admin_stop_rx.await;
         },

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use axum::{
-    Router,
+    Json, Router,
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
@@ -11,7 +11,10 @@ use axum::{
 };
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::metrics::Metrics;
+use crate::{
+    faults::{FaultConfig, Faults},
+    metrics::Metrics,
+};
 
 #[derive(Clone)]
 struct AdminState {
@@ -19,13 +22,44 @@ struct AdminState {
     ready: watch::Receiver<bool>,
 }
 
-/// `/metrics` (Prometheus text), `/livez` (the process answers) and `/readyz` (it can serve).
-pub fn router(metrics: Metrics, ready: watch::Receiver<bool>) -> Router {
-    Router::new()
+/// `/metrics` (Prometheus text), `/livez` (the process answers), `/readyz` (it can serve) and,
+/// for gRPC services, `/faults` (fault injection: GET shows, PUT replaces, DELETE clears).
+pub fn router(metrics: Metrics, ready: watch::Receiver<bool>, faults: Option<Faults>) -> Router {
+    let router = Router::new()
         .route("/metrics", get(render_metrics))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(AdminState { metrics, ready })
+        .with_state(AdminState { metrics, ready });
+    match faults {
+        Some(f) => router.merge(
+            Router::new()
+                .route(
+                    "/faults",
+                    get(get_faults).put(put_faults).delete(clear_faults),
+                )
+                .with_state(f),
+        ),
+        None => router,
+    }
+}
+
+async fn get_faults(State(f): State<Faults>) -> Json<FaultConfig> {
+    Json((*f.get()).clone())
+}
+
+async fn put_faults(State(f): State<Faults>, body: String) -> axum::response::Response {
+    match FaultConfig::parse(&body) {
+        Ok(c) => {
+            f.set(c.clone()).await;
+            Json(c).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn clear_faults(State(f): State<Faults>) -> StatusCode {
+    f.set(FaultConfig::default()).await;
+    StatusCode::NO_CONTENT
 }
 
 async fn render_metrics(State(s): State<AdminState>) -> impl IntoResponse {

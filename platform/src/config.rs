@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// (milliseconds). Zero in tests.
     #[arg(long, env = "SHUTDOWN_DELAY_MS", default_value_t = 0)]
     pub shutdown_delay_ms: u64,
+    /// A JSON file of faults to inject (drills), re-read when it changes; see `/faults` on the
+    /// admin port for the format. Unset: faults only through the admin port.
+    #[arg(long, env = "FAULTS_FILE")]
+    pub faults_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -45,6 +49,7 @@ impl Default for ServeArgs {
             stream_limit: 1_024,
             drain_timeout_ms: 10_000,
             shutdown_delay_ms: 0,
+            faults_file: None,
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::{
     admin,
     config::ServeArgs,
     deadline::DeadlineLayer,
+    faults::{FaultLayer, Faults},
     health::Health,
     metrics::{GrpcMetricsLayer, Metrics, RpcMetrics, Side},
 };
@@ -47,6 +48,8 @@ pub enum ServeError {
 pub struct Kit {
     pub metrics: Metrics,
     pub health: Health,
+    /// Fault injection for drills (admin `/faults`, `FAULTS_FILE`).
+    pub faults: Faults,
     name: &'static str,
     health_server:
         tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
@@ -60,9 +63,12 @@ impl Kit {
         let health_server = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(reporter.clone()),
         );
+        let metrics = Metrics::new();
+        let health = Health::new(reporter, name).await;
         Self {
-            metrics: Metrics::new(),
-            health: Health::new(reporter, name).await,
+            faults: Faults::new(&metrics, Some(health.clone())),
+            metrics,
+            health,
             name,
             health_server,
             draining: watch::Sender::new(false),
@@ -99,6 +105,7 @@ impl Kit {
         let Kit {
             metrics,
             health,
+            faults,
             name,
             health_server,
             draining,
@@ -144,7 +151,10 @@ impl Kit {
                 opts.stream_limit,
                 streaming,
                 shed.with_label_values(&[name]),
-            ));
+            ))
+            // Drills: injected latency counts against the deadline and the limits, injected errors are seen
+            // by the metrics and the span exactly as real ones.
+            .layer(FaultLayer::new(faults.clone()));
 
         // Drain sequence: signal -> NOT_SERVING -> pause -> stop accepting, streams end -> drain.
         let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
@@ -159,7 +169,14 @@ impl Kit {
             let _ = drain_started_tx.send(());
         };
 
-        let admin_router = admin::router(metrics.clone(), health.subscribe());
+        if let Some(path) = opts.faults_file.clone() {
+            tokio::spawn(
+                faults
+                    .clone()
+                    .watch_file(path, std::time::Duration::from_secs(2)),
+            );
+        }
+        let admin_router = admin::router(metrics.clone(), health.subscribe(), Some(faults));
         let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin_router, async move {
             let _ = admin_stop_rx.await;

@@ -16,6 +16,9 @@ pub struct Health {
     service: &'static str,
     ready: watch::Sender<bool>,
     draining: Arc<AtomicBool>,
+    /// What the service last said it can do, and whether a drill forces NOT_SERVING anyway.
+    wanted: Arc<AtomicBool>,
+    forced_down: Arc<AtomicBool>,
     /// One status change at a time, so a late SERVING cannot land after the drain began.
     changing: Arc<tokio::sync::Mutex<()>>,
 }
@@ -34,6 +37,8 @@ impl Health {
             service,
             ready: watch::Sender::new(false),
             draining: Arc::new(AtomicBool::new(false)),
+            wanted: Arc::new(AtomicBool::new(false)),
+            forced_down: Arc::new(AtomicBool::new(false)),
             changing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -46,7 +51,10 @@ impl Health {
     }
 
     async fn apply(&self, serving: bool) {
-        let serving = serving && !self.draining.load(Ordering::SeqCst);
+        self.wanted.store(serving, Ordering::SeqCst);
+        let serving = serving
+            && !self.draining.load(Ordering::SeqCst)
+            && !self.forced_down.load(Ordering::SeqCst);
         let changed = self
             .ready
             .send_if_modified(|r| std::mem::replace(r, serving) != serving);
@@ -60,6 +68,14 @@ impl Health {
         if changed {
             tracing::info!(service = self.service, serving, "health changed");
         }
+    }
+
+    /// Forces NOT_SERVING (true) whatever the service says, or lifts that (false): a drill.
+    pub async fn force_not_serving(&self, forced: bool) {
+        let _one_at_a_time = self.changing.lock().await;
+        self.forced_down.store(forced, Ordering::SeqCst);
+        let wanted = self.wanted.load(Ordering::SeqCst);
+        self.apply(wanted).await;
     }
 
     /// Turns NOT_SERVING for good: the process is shutting down.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod database;
 pub mod deadline;
+pub mod faults;
 pub mod grpc;
 pub mod health;
 pub mod http_metrics;

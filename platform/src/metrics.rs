@@ -198,7 +198,14 @@ where
         let m = &self.metrics;
         m.started.with_label_values(&[&service, &method]).inc();
         m.in_flight.inc();
+        let deadline = match m.side {
+            Side::Server => {
+                crate::deadline::call_budget(req.headers(), None).map(|b| Instant::now() + b)
+            }
+            Side::Client => None,
+        };
         let obs = Observation {
+            deadline,
             metrics: m.clone(),
             service,
             method,
@@ -220,6 +227,9 @@ where
 /// One call being observed; records exactly once, on its status or, if dropped first, as
 /// cancelled.
 pub struct Observation {
+    /// The caller's deadline (server side): a call dropped at it expired rather than was
+    /// cancelled (the caller's timer fires a moment before ours and resets the stream).
+    deadline: Option<Instant>,
     metrics: Arc<RpcMetrics>,
     service: String,
     method: String,
@@ -261,7 +271,12 @@ impl Observation {
 
 impl Drop for Observation {
     fn drop(&mut self) {
-        self.record(1); // no status seen: the call was cancelled
+        // No status seen: the caller went away. At (or within a hair of) its deadline that is
+        // DEADLINE_EXCEEDED, as gRPC defines it; before, a cancellation.
+        let expired = self
+            .deadline
+            .is_some_and(|d| Instant::now() + DEADLINE_SLACK >= d);
+        self.record(if expired { 4 } else { 1 });
     }
 }
 
@@ -273,6 +288,9 @@ pin_project_lite::pin_project! {
         obs: Option<Observation>,
     }
 }
+
+/// How close to the caller's deadline a dropped call counts as expired, not cancelled.
+const DEADLINE_SLACK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What tonic's client says when a call's own deadline expires before an answer arrives.
 const TONIC_TIMEOUT: &str = "Timeout expired";

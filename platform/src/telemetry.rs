@@ -237,6 +237,7 @@ pub fn rpc_span<B>(
             rpc.service = %service,
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
+            fault.injected = tracing::field::Empty,
         ),
         Side::Client => tracing::info_span!(
             "grpc.client",

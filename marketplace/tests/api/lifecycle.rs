@@ -135,3 +135,28 @@ async fn shutdown_turns_health_not_serving_first_then_exits() {
         "the server exits cleanly after draining"
     );
 }
+
+#[tokio::test]
+async fn reflection_answers_in_v1alpha_too() {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let s = spawn_service().await;
+    let mut client = ServerReflectionClient::new(s.channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&SERVICE_NAME.to_owned()), "{names:?}");
+}
