@@ -24,7 +24,27 @@ pub struct Suite {
     pub admin_urls: Vec<(String, String)>,
     /// Where the processes write their logs and databases.
     pub dir: PathBuf,
+    /// gRPC addresses by process name (`marketplace`, `marketplace-2`, ...).
+    pub grpc_addrs: Vec<(String, String)>,
     children: Vec<(String, Child)>,
+    /// How each process was started, to start it again.
+    specs: Vec<ProcessSpec>,
+}
+
+/// One process of a suite: its name, the binary it runs and its environment.
+type ProcessSpec = (String, String, Vec<(String, String)>);
+
+/// What a [`Suite`] is made of, beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct SuiteOptions {
+    /// Environment for every process.
+    pub env: Vec<(String, String)>,
+    /// Environment for the processes whose name starts with the first string.
+    pub env_for: Vec<(String, String, String)>,
+    /// Marketplace processes behind the gateway (at least one).
+    pub marketplace_replicas: usize,
+    /// The ratings database (default: a SQLite file in the suite's folder).
+    pub recommendations_db: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -67,9 +87,21 @@ impl Suite {
     /// picked free and then handed to the processes, so another process may take one in
     /// between: a start whose process dies early is retried (three tries).
     pub async fn start_with(extra_env: &[(&str, &str)]) -> Suite {
+        Self::start_options(SuiteOptions {
+            env: extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..SuiteOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a suite made as `options` says (three tries, as [`Suite::start_with`]).
+    pub async fn start_options(options: SuiteOptions) -> Suite {
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(extra_env).await {
+            match Self::try_start(&options).await {
                 Ok(suite) => return suite,
                 Err(e) => last = e,
             }
@@ -77,7 +109,7 @@ impl Suite {
         panic!("the suite did not start: {last}");
     }
 
-    async fn try_start(extra_env: &[(&str, &str)]) -> Result<Suite, String> {
+    async fn try_start(options: &SuiteOptions) -> Result<Suite, String> {
         if let Ok(base) = std::env::var("BOOKSTORE_BASE_URL") {
             let admin_urls = std::env::var("BOOKSTORE_ADMIN_URLS")
                 .unwrap_or_default()
@@ -89,7 +121,9 @@ impl Suite {
                 base_url: base.trim_end_matches('/').to_owned(),
                 admin_urls,
                 dir: std::env::temp_dir(),
+                grpc_addrs: Vec::new(),
                 children: Vec::new(),
+                specs: Vec::new(),
             };
             suite.wait_ready().await?;
             return Ok(suite);
@@ -104,7 +138,8 @@ impl Suite {
         }
         let dir = std::env::temp_dir().join(format!("bookstore-suite-{}", random_hex(6)));
         std::fs::create_dir_all(&dir).expect("suite dir");
-        let p: Vec<u16> = (0..8).map(|_| free_port()).collect();
+        let replicas = options.marketplace_replicas.max(1);
+        let p: Vec<u16> = (0..8 + 2 * (replicas - 1)).map(|_| free_port()).collect();
         let addr = |port: u16| format!("127.0.0.1:{port}");
         let common = |admin: u16| {
             vec![
@@ -120,77 +155,117 @@ impl Suite {
                 dir.join(format!("{name}.db")).display()
             )
         };
-        let specs: Vec<(&str, Vec<(String, String)>)> = vec![
-            (
-                "marketplace",
-                [common(p[1]), vec![("GRPC_ADDR".into(), addr(p[0]))]].concat(),
-            ),
-            (
-                "recommendations",
-                [
-                    common(p[3]),
-                    vec![
-                        ("GRPC_ADDR".into(), addr(p[2])),
-                        ("DATABASE_URL".into(), db("recommendations")),
-                        ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
-                    ],
-                ]
-                .concat(),
-            ),
-            (
-                "users",
-                [
-                    common(p[5]),
-                    vec![
-                        ("GRPC_ADDR".into(), addr(p[4])),
-                        ("DATABASE_URL".into(), db("users")),
-                        ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
-                    ],
-                ]
-                .concat(),
-            ),
-            (
-                "gateway",
-                [
-                    common(p[7]),
-                    vec![
-                        ("HTTP_ADDR".into(), addr(p[6])),
-                        ("MARKETPLACE_URL".into(), format!("http://{}", addr(p[0]))),
-                        (
-                            "RECOMMENDATIONS_URL".into(),
-                            format!("http://{}", addr(p[2])),
-                        ),
-                        ("USERS_URL".into(), format!("http://{}", addr(p[4]))),
-                    ],
-                ]
-                .concat(),
-            ),
-        ];
-        let mut children = Vec::new();
-        for (name, env) in specs {
-            let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
-            let child = Command::new(bins.join(name))
-                .envs(env)
-                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .envs(extra_env.iter().copied())
-                .stdout(Stdio::from(log.try_clone().expect("log handle")))
-                .stderr(Stdio::from(log))
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-            children.push((name.to_owned(), child));
+        // Marketplace replicas: the first on p[0]/p[1], the others after the fixed eight.
+        let market_ports: Vec<(u16, u16)> = (0..replicas)
+            .map(|i| {
+                if i == 0 {
+                    (p[0], p[1])
+                } else {
+                    (p[8 + 2 * (i - 1)], p[9 + 2 * (i - 1)])
+                }
+            })
+            .collect();
+        let mut specs: Vec<ProcessSpec> = Vec::new();
+        for (i, (grpc, admin)) in market_ports.iter().enumerate() {
+            let name = if i == 0 {
+                "marketplace".to_owned()
+            } else {
+                format!("marketplace-{}", i + 1)
+            };
+            specs.push((
+                name,
+                "marketplace".into(),
+                [common(*admin), vec![("GRPC_ADDR".into(), addr(*grpc))]].concat(),
+            ));
+        }
+        specs.push((
+            "recommendations".into(),
+            "recommendations".into(),
+            [
+                common(p[3]),
+                vec![
+                    ("GRPC_ADDR".into(), addr(p[2])),
+                    (
+                        "DATABASE_URL".into(),
+                        options
+                            .recommendations_db
+                            .clone()
+                            .unwrap_or_else(|| db("recommendations")),
+                    ),
+                    ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                ],
+            ]
+            .concat(),
+        ));
+        specs.push((
+            "users".into(),
+            "users".into(),
+            [
+                common(p[5]),
+                vec![
+                    ("GRPC_ADDR".into(), addr(p[4])),
+                    ("DATABASE_URL".into(), db("users")),
+                    ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                ],
+            ]
+            .concat(),
+        ));
+        let market_urls: Vec<String> = market_ports
+            .iter()
+            .map(|(g, _)| format!("http://{}", addr(*g)))
+            .collect();
+        specs.push((
+            "gateway".into(),
+            "gateway".into(),
+            [
+                common(p[7]),
+                vec![
+                    ("HTTP_ADDR".into(), addr(p[6])),
+                    ("MARKETPLACE_URL".into(), market_urls.join(",")),
+                    (
+                        "RECOMMENDATIONS_URL".into(),
+                        format!("http://{}", addr(p[2])),
+                    ),
+                    ("USERS_URL".into(), format!("http://{}", addr(p[4]))),
+                ],
+            ]
+            .concat(),
+        ));
+        for (name, _, env) in &mut specs {
+            env.extend(options.env.iter().cloned());
+            for (prefix, k, v) in &options.env_for {
+                if name.starts_with(prefix.as_str()) {
+                    env.push((k.clone(), v.clone()));
+                }
+            }
+        }
+        let mut admin_urls = Vec::new();
+        let mut grpc_addrs = Vec::new();
+        for (name, _, env) in &specs {
+            let get = |k: &str| {
+                env.iter()
+                    .rev()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            admin_urls.push((name.clone(), format!("http://{}", get("ADMIN_ADDR"))));
+            if name != "gateway" {
+                grpc_addrs.push((name.clone(), get("GRPC_ADDR")));
+            }
         }
         let mut suite = Suite {
             base_url: format!("http://{}", addr(p[6])),
-            admin_urls: vec![
-                ("marketplace".into(), format!("http://{}", addr(p[1]))),
-                ("recommendations".into(), format!("http://{}", addr(p[3]))),
-                ("users".into(), format!("http://{}", addr(p[5]))),
-                ("gateway".into(), format!("http://{}", addr(p[7]))),
-            ],
+            admin_urls,
             dir,
-            children,
+            grpc_addrs,
+            children: Vec::new(),
+            specs,
         };
+        for i in 0..suite.specs.len() {
+            let name = suite.specs[i].0.clone();
+            suite.spawn(&name)?;
+        }
         suite.wait_ready().await?;
         Ok(suite)
     }
@@ -241,6 +316,98 @@ impl Suite {
             }
         }
         Ok(())
+    }
+
+    /// Starts (or starts again) the process `name` as its spec says; its log is appended to.
+    fn spawn(&mut self, name: &str) -> Result<(), String> {
+        let (_, bin, env) = self
+            .specs
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .ok_or_else(|| format!("no process {name}"))?
+            .clone();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .map_err(|e| format!("log file of {name}: {e}"))?;
+        // The inherited OTLP endpoint is dropped; one given in the spec is kept.
+        let child = Command::new(bin_dir().join(&bin))
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(env)
+            .stdout(Stdio::from(log.try_clone().map_err(|e| e.to_string())?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {name}: {e}"))?;
+        self.children.retain(|(n, _)| n != name);
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// Starts `name` again after it stopped, and waits (bounded) until its `/readyz` answers.
+    pub async fn restart(&mut self, name: &str) {
+        self.spawn(name).expect("restart");
+        let url = format!("{}/readyz", self.admin(name).expect("admin url"));
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} not ready within 60 s after restart:\n{}",
+                self.log(name)
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The process id of `name`, while it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, c)| c.id())
+    }
+
+    /// Sends a signal (`TERM`, `KILL`, `STOP`, `CONT`) to the process `name`.
+    pub async fn signal(&self, name: &str, signal: &str) {
+        let pid = self
+            .pid(name)
+            .unwrap_or_else(|| panic!("{name} is not running"));
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{signal} {name}");
+    }
+
+    /// Waits (at most `within`) for `name` to exit; its exit status, or `None` on time-out.
+    pub async fn wait_exit(
+        &mut self,
+        name: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let (_, child) = self.children.iter_mut().find(|(n, _)| n == name)?;
+        tokio::time::timeout(within, child.wait()).await.ok()?.ok()
+    }
+
+    /// The gRPC address (`127.0.0.1:port`) of a service process.
+    pub fn grpc_addr(&self, name: &str) -> Option<&str> {
+        self.grpc_addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.as_str())
     }
 
     /// The admin URL of one binary, when known.
