@@ -18,19 +18,32 @@ run: build ## Run the whole suite locally (SQLite files in .run/), print the URL
 	@set -uo pipefail; mkdir -p $(RUN_DIR); \
 	[ -s $(RUN_DIR)/token_secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(RUN_DIR)/token_secret; \
 	export TOKEN_SECRET=$$(cat $(RUN_DIR)/token_secret) LOG_FORMAT=$${LOG_FORMAT:-text}; \
-	trap 'trap - INT TERM EXIT; kill $$(jobs -p) 2>/dev/null; wait; echo "suite stopped"' INT TERM EXIT; \
-	target/release/marketplace & \
-	DATABASE_URL="sqlite://$(RUN_DIR)/recommendations.db?mode=rwc" target/release/recommendations & \
-	DATABASE_URL="sqlite://$(RUN_DIR)/users.db?mode=rwc" target/release/users & \
-	target/release/gateway & \
-	for port in 9091 9092 9093 9090; do \
-	  for i in $$(seq 1 200); do curl -fs http://127.0.0.1:$$port/readyz >/dev/null && break; sleep 0.05; done; \
+	stop() { kill $$(jobs -p) 2>/dev/null; wait; echo "suite stopped"; }; \
+	trap 'trap - EXIT; stop; exit 130' INT TERM; trap stop EXIT; \
+	declare -A pid admin=([marketplace]=9091 [recommendations]=9092 [users]=9093 [gateway]=9090); \
+	target/release/marketplace & pid[marketplace]=$$!; \
+	DATABASE_URL="sqlite://$(RUN_DIR)/recommendations.db?mode=rwc" target/release/recommendations & pid[recommendations]=$$!; \
+	DATABASE_URL="sqlite://$(RUN_DIR)/users.db?mode=rwc" target/release/users & pid[users]=$$!; \
+	target/release/gateway & pid[gateway]=$$!; \
+	for name in marketplace recommendations users gateway; do \
+	  ok=""; for i in $$(seq 1 300); do \
+	    if curl -fs http://127.0.0.1:$${admin[$$name]}/readyz >/dev/null; then ok=1; break; fi; \
+	    if ! kill -0 $${pid[$$name]} 2>/dev/null; then break; fi; \
+	    sleep 0.05; \
+	  done; \
+	  if [ -z "$$ok" ]; then \
+	    if kill -0 $${pid[$$name]} 2>/dev/null; then why="is not ready after 15 s (http://127.0.0.1:$${admin[$$name]}/readyz)"; \
+	    else wait $${pid[$$name]}; why="exited with status $$?"; fi; \
+	    echo; echo "  make run: $$name $$why; its log is above. Stopping the suite." >&2; \
+	    exit 1; \
+	  fi; \
 	done; \
 	echo; echo "  Bookstore is up:  http://127.0.0.1:8080/"; \
 	echo "  API:              http://127.0.0.1:8080/api/v1/openapi.json"; \
 	echo "  Metrics:          http://127.0.0.1:9090/metrics (gateway), :9091 marketplace, :9092 recommendations, :9093 users"; \
+	echo "  Faults (drills):  curl -X PUT 127.0.0.1:9091/faults -d '{\"rules\":[{\"latency_ms\":300}]}'  (9092, 9093 likewise)"; \
 	echo "  Ctrl-C stops every process."; echo; \
-	wait
+	wait -n; echo "  make run: a process of the suite exited; stopping the others." >&2; exit 1
 
 .PHONY: test
 test: ## fmt, clippy, every test (unit, per-service, suite, traces, dashboards), then the deployment checks
