@@ -725,6 +725,12 @@ pub async fn ratings_stream(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Ok(permit) = s.streams.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway holds as many live feeds as it may; retry later",
+        ));
+    };
     // The feed is long-lived: only opening it is bounded by the request deadline.
     let open = s.deadline().remaining().map_err(error::recommendations)?;
     let upstream = tokio::time::timeout(
@@ -741,8 +747,8 @@ pub async fn ratings_stream(
     .map_err(error::recommendations)?
     .into_inner();
     let stream = futures_util::stream::unfold(
-        (upstream, s.clone(), s.shutdown.clone()),
-        |(mut upstream, s, mut shutdown)| async move {
+        (upstream, s.clone(), s.shutdown.clone(), permit),
+        |(mut upstream, s, mut shutdown, permit)| async move {
             let next = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return None,
                 next = upstream.message() => next,
@@ -760,7 +766,7 @@ pub async fn ratings_stream(
                 .event("rating")
                 .json_data(&data)
                 .unwrap_or_else(|_| Event::default().comment("unencodable event"));
-            Some((Ok(sse), (upstream, s, shutdown)))
+            Some((Ok(sse), (upstream, s, shutdown, permit)))
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default().interval(Duration::from_secs(15))))

@@ -106,6 +106,9 @@ pub struct AppState {
     pub cookie_secure: bool,
     /// Flips to true when draining begins; long-lived SSE responses end on it.
     pub shutdown: watch::Receiver<bool>,
+    /// Live feeds open at once (`STREAM_LIMIT`): each holds an upstream stream, and they are
+    /// counted apart from the request concurrency limit, which they would otherwise escape.
+    pub streams: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Why the gateway stopped.
@@ -229,6 +232,9 @@ pub async fn run(
         optional_timeout: Duration::from_millis(config.optional_timeout_ms),
         cookie_secure: config.cookie_secure,
         shutdown: stop_rx,
+        streams: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            config.serve.stream_limit.max(1),
+        )),
     };
     let app = build_router(state, &metrics, &config);
 

@@ -33,6 +33,7 @@ pub fn app(url: &str, timeout_ms: u64) -> Router {
         optional_timeout: std::time::Duration::from_millis(config.optional_timeout_ms),
         cookie_secure: false,
         shutdown,
+        streams: std::sync::Arc::new(tokio::sync::Semaphore::new(config.serve.stream_limit)),
     };
     build_router(state, &metrics, &config)
 }
