@@ -18,6 +18,7 @@ use protos::recommendations::v1::{
 use tokio::sync::{Mutex, broadcast, watch};
 use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::{
     recommender::{Recommendation, Recommender, Source},
@@ -146,6 +147,20 @@ fn rating_proto(r: RatingRow) -> pb::Rating {
     }
 }
 
+/// Runs `work` in a task of its own and waits for it: dropping the waiting future (a cancelled
+/// call) leaves the task running to its end, so a committed write always reaches the index and
+/// the feed. The task carries the caller's span.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(work.instrument(tracing::Span::current()))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "a write task failed");
+            Status::internal("the write did not complete")
+        })?
+}
+
 type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRatingsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -170,20 +185,24 @@ impl RecommendationsService for Recommendations {
             stars: i64::from(req.stars),
             updated_at_ms: platform::now_unix_ms(),
         };
-        let old = {
-            let _write = self.writes.lock().await;
-            let old = self.store.upsert(&row).await?;
-            self.engine()?
+        // Store, index and publish run to the end in their own task even when the caller goes
+        // away (its future dropped) after the database committed.
+        let this = self.clone();
+        let (row, old) = run_to_completion(async move {
+            let _write = this.writes.lock().await;
+            let old = this.store.upsert(&row).await?;
+            this.engine()?
                 .record(&row.user_id, book_id, Some(row.stars));
-            old
-        };
-        self.ratings_total.with_label_values(&["rated"]).inc();
-        self.publish(
-            pb::RatingEventKind::Rated,
-            book_id,
-            row.stars,
-            row.updated_at_ms,
-        );
+            this.ratings_total.with_label_values(&["rated"]).inc();
+            this.publish(
+                pb::RatingEventKind::Rated,
+                book_id,
+                row.stars,
+                row.updated_at_ms,
+            );
+            Ok((row, old))
+        })
+        .await?;
         Ok(Response::new(pb::RateBookResponse {
             rating: Some(rating_proto(row)),
             created: old.is_none(),
@@ -197,26 +216,28 @@ impl RecommendationsService for Recommendations {
     ) -> Result<Response<pb::DeleteRatingResponse>, Status> {
         let me = caller(&request)?;
         let book_id = self.known_book(request.get_ref().book_id, "book_id")?;
-        let old = {
-            let _write = self.writes.lock().await;
-            let old = self.store.delete(&me.user_id, book_id).await?;
-            if old.is_some() {
-                self.engine()?.record(&me.user_id, book_id, None);
+        let this = self.clone();
+        let old = run_to_completion(async move {
+            let _write = this.writes.lock().await;
+            let old = this.store.delete(&me.user_id, book_id).await?;
+            if let Some(stars) = old {
+                this.engine()?.record(&me.user_id, book_id, None);
+                this.ratings_total.with_label_values(&["deleted"]).inc();
+                this.publish(
+                    pb::RatingEventKind::Deleted,
+                    book_id,
+                    stars,
+                    platform::now_unix_ms(),
+                );
             }
-            old
-        };
-        let Some(stars) = old else {
+            Ok(old)
+        })
+        .await?;
+        if old.is_none() {
             return Err(Status::not_found(format!(
                 "you have not rated book {book_id}"
             )));
-        };
-        self.ratings_total.with_label_values(&["deleted"]).inc();
-        self.publish(
-            pb::RatingEventKind::Deleted,
-            book_id,
-            stars,
-            platform::now_unix_ms(),
-        );
+        }
         Ok(Response::new(pb::DeleteRatingResponse {}))
     }
 
@@ -323,5 +344,87 @@ impl RecommendationsService for Recommendations {
             let _ = draining.wait_for(|d| *d).await;
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use marketplace::catalog::Catalog;
+    use platform::auth::Caller;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// A store whose writes wait at a gate, then commit.
+    #[derive(Default)]
+    struct GatedStore {
+        entered: Notify,
+        gate: Notify,
+        rows: std::sync::Mutex<Vec<RatingRow>>,
+    }
+
+    #[tonic::async_trait]
+    impl RatingStore for GatedStore {
+        async fn upsert(&self, rating: &RatingRow) -> Result<Option<i64>, StoreError> {
+            self.entered.notify_one();
+            self.gate.notified().await;
+            self.rows.lock().unwrap().push(rating.clone());
+            Ok(None)
+        }
+        async fn delete(&self, _: &str, _: i64) -> Result<Option<i64>, StoreError> {
+            Ok(None)
+        }
+        async fn list_by_user(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+        ) -> Result<Vec<RatingRow>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn stream_all(&self) -> futures_util::stream::BoxStream<'_, Result<RatingRow, StoreError>> {
+            Box::pin(futures_util::stream::empty())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rating_whose_call_is_cancelled_still_reaches_the_index_and_the_feed() {
+        let store = Arc::new(GatedStore::default());
+        let engine = Arc::new(OnceLock::new());
+        let _ = engine.set(Recommender::new(Catalog::builtin().unwrap()));
+        let (_drain, draining) = watch::channel(false);
+        let service = Recommendations::new(
+            store.clone(),
+            engine.clone(),
+            PageTokens::from_secret(None),
+            draining,
+            &platform::metrics::Metrics::new(),
+        );
+        let mut feed = service.feed.subscribe();
+        let mut request = Request::new(pb::RateBookRequest {
+            book_id: 1,
+            stars: 5,
+        });
+        request.extensions_mut().insert(Caller {
+            user_id: "ada".into(),
+        });
+        let call = service.rate_book(request);
+        tokio::select! {
+            _ = call => panic!("the store is gated: the call cannot finish"),
+            _ = store.entered.notified() => {}
+        }
+        // The call's future is gone; the database now commits.
+        store.gate.notify_one();
+        let event = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.rating.unwrap().book_id, 1);
+        assert_eq!(store.rows.lock().unwrap().len(), 1);
+        let engine = engine.get().unwrap();
+        assert_eq!(engine.stats().ratings, 1);
+        assert!(engine.for_user("ada", 3).iter().all(|r| r.book_id != 1));
     }
 }

@@ -7,6 +7,7 @@ pub mod popularity;
 pub mod recommender;
 pub mod similarity;
 pub mod store;
+pub mod synthetic;
 
 use std::{
     future::Future,
@@ -28,9 +29,12 @@ use protos::recommendations::v1::recommendations_service_server::Recommendations
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use futures_util::StreamExt;
+
 use crate::{
-    recommender::Recommender,
-    store::{RatingStore, SqlRatingStore},
+    recommender::{LoadSummary, Recommender},
+    similarity::Limits,
+    store::{RatingStore, SqlRatingStore, StoreError},
 };
 
 /// The full gRPC name of the service, also its health service name.
@@ -69,6 +73,16 @@ pub struct Config {
     /// Secret that signs page tokens; replicas must share it. Random per process when unset.
     #[arg(long, env = "PAGE_TOKEN_SECRET", value_parser = platform::config::secret)]
     pub page_token_secret: Option<SecretString>,
+    /// C: a reader's most recent ratings that count towards "readers who liked this also liked"
+    /// (bounds one reader's share of the similarity index; see `similarity`).
+    #[arg(long, env = "SIMILARITY_WINDOW", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub similarity_window: u32,
+    /// M: neighbours kept per book (a book's list may hold 2M before it is cut back to M).
+    #[arg(long, env = "SIMILARITY_NEIGHBOURS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub similarity_neighbours: u32,
+    /// L: a reader's most recent liked books (4-5 stars) that seed their personal picks.
+    #[arg(long, env = "PERSONAL_SEEDS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub personal_seeds: u32,
     #[command(flatten)]
     pub serve: ServeArgs,
     #[command(flatten)]
@@ -106,6 +120,11 @@ pub async fn run(
         config.database_max_connections,
         config.catalog_path.clone(),
     );
+    let limits = Limits {
+        window: config.similarity_window as usize,
+        neighbours: config.similarity_neighbours as usize,
+        seeds: config.personal_seeds as usize,
+    };
     tokio::spawn(async move {
         let catalog =
             tokio::task::spawn_blocking(move || Catalog::load(catalog_path.as_deref())).await;
@@ -122,20 +141,33 @@ pub async fn run(
         };
         let db = platform::database::connect_with_retry(&url, max, &store::MIGRATOR).await;
         pool.set(db.clone());
+        let recommender = Recommender::with_limits(catalog, limits);
         let mut delay = Duration::from_millis(100);
-        let ratings = loop {
-            match loader_store.all().await {
-                Ok(r) => break r,
+        let started = std::time::Instant::now();
+        let summary = loop {
+            match load(&*loader_store, &recommender).await {
+                Ok(s) => break s,
                 Err(error) => {
                     tracing::warn!(%error, "loading ratings failed; retrying");
+                    recommender.clear();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         };
-        let count = ratings.len();
-        let _ = slot.set(Recommender::new(catalog, &ratings));
-        tracing::info!(ratings = count, "recommender ready");
+        let stats = recommender.stats();
+        let _ = slot.set(recommender);
+        tracing::info!(
+            rows = summary.rows,
+            skipped = summary.skipped,
+            ratings = stats.ratings,
+            users = stats.users,
+            books = stats.books,
+            neighbour_entries = stats.neighbour_entries,
+            index_bytes = stats.approx_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recommender ready"
+        );
         health.set_serving(true).await;
         platform::database::watch_health(db, health, Duration::from_secs(5)).await;
     });
@@ -153,4 +185,17 @@ pub async fn run(
     )
     .await?;
     Ok(())
+}
+
+/// Streams every stored rating into `recommender`, one row at a time.
+async fn load(
+    store: &dyn RatingStore,
+    recommender: &Recommender,
+) -> Result<LoadSummary, StoreError> {
+    let mut rows = store.stream_all();
+    let mut loader = recommender.loader();
+    while let Some(row) = rows.next().await {
+        loader.push(row?);
+    }
+    Ok(loader.finish())
 }

@@ -1,5 +1,8 @@
 //! The recommender: the catalog's rating distributions plus the ratings held here, kept in memory
 //! and updated as each rating is stored. Answers popular, similar and personal lists.
+//!
+//! Memory is bounded by the catalog, not by any reader's activity: the similarity index's bound
+//! is documented in [`crate::similarity`]; per catalog book there is one tally more.
 
 use std::{
     collections::HashMap,
@@ -10,7 +13,7 @@ use marketplace::catalog::Catalog;
 
 use crate::{
     popularity::{Prior, Tally},
-    similarity::{BookId, SimilarityIndex},
+    similarity::{BookId, IndexStats, Limits, SimilarityIndex},
     store::RatingRow,
 };
 
@@ -42,10 +45,17 @@ pub struct Recommendation {
     pub because_book_id: Option<BookId>,
 }
 
+/// Per book: the catalog's histogram and the ratings held here.
+#[derive(Debug, Clone, Copy, Default)]
+struct BookTally {
+    catalog: Tally,
+    local: Tally,
+}
+
 struct State {
     index: SimilarityIndex,
-    /// Catalog tally plus local ratings, per book.
-    tallies: HashMap<BookId, Tally>,
+    /// Per catalog book.
+    tallies: HashMap<BookId, BookTally>,
     /// Book ids by Bayesian average (best first, ties by id); rebuilt lazily after changes.
     popular: Option<Arc<Vec<(BookId, f64)>>>,
 }
@@ -58,26 +68,36 @@ pub struct Recommender {
 }
 
 impl Recommender {
-    /// Builds the index from the catalog and every stored rating.
-    pub fn new(catalog: Catalog, ratings: &[RatingRow]) -> Self {
-        let tallies: HashMap<BookId, Tally> = catalog
+    /// A recommender over `catalog` with no ratings yet and the default [`Limits`]; load the
+    /// stored ratings with [`Recommender::loader`].
+    pub fn new(catalog: Catalog) -> Self {
+        Self::with_limits(catalog, Limits::default())
+    }
+
+    pub fn with_limits(catalog: Catalog, limits: Limits) -> Self {
+        let tallies: HashMap<BookId, BookTally> = catalog
             .by_popularity()
             .iter()
-            .map(|b| (b.id, Tally::from_histogram(&b.rating_histogram)))
+            .map(|b| {
+                let catalog = Tally::from_histogram(&b.rating_histogram);
+                (
+                    b.id,
+                    BookTally {
+                        catalog,
+                        local: Tally::default(),
+                    },
+                )
+            })
             .collect();
-        let prior = Prior::from_tallies(tallies.values());
-        let mut state = State {
-            index: SimilarityIndex::default(),
-            tallies,
-            popular: None,
-        };
-        for r in ratings {
-            apply(&mut state, &r.user_id, r.book_id, Some(r.stars));
-        }
+        let prior = Prior::from_catalog(tallies.values().map(|t| &t.catalog));
         Self {
             catalog,
             prior,
-            state: RwLock::new(state),
+            state: RwLock::new(State {
+                index: SimilarityIndex::new(limits),
+                tallies,
+                popular: None,
+            }),
         }
     }
 
@@ -85,10 +105,63 @@ impl Recommender {
         &self.catalog
     }
 
-    /// Records that `user` now rates `book` with `stars` (`None`: no longer rates it).
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that `user` now rates `book` with `stars` (`None`: no longer rates it). Books
+    /// outside the catalog are ignored.
     pub fn record(&self, user: &str, book: BookId, stars: Option<i64>) {
-        let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if self.catalog.get(book).is_none() {
+            return;
+        }
+        let mut s = self.write();
         apply(&mut s, user, book, stars);
+    }
+
+    /// Streams stored ratings in: push rows ordered by user then time, then finish.
+    pub fn loader(&self) -> Loader<'_> {
+        Loader {
+            recommender: self,
+            user: String::new(),
+            pending: Vec::new(),
+            rows: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Loads one user's ratings, oldest first (see [`SimilarityIndex::load_user`]).
+    fn load_user(&self, user: &str, ratings: &[(BookId, i64)]) {
+        let mut s = self.write();
+        if s.index.load_user(user, ratings) {
+            for &(book, stars) in ratings {
+                s.tallies.entry(book).or_default().local.add(stars);
+            }
+            s.popular = None;
+        } else {
+            for &(book, stars) in ratings {
+                apply(&mut s, user, book, Some(stars));
+            }
+        }
+    }
+
+    /// Forgets every rating (to load again after a failed load).
+    pub fn clear(&self) {
+        let mut s = self.write();
+        s.index.clear();
+        for t in s.tallies.values_mut() {
+            t.local = Tally::default();
+        }
+        s.popular = None;
+    }
+
+    /// Sizes and memory of the similarity index.
+    pub fn stats(&self) -> IndexStats {
+        self.read().index.stats()
     }
 
     fn title(&self, id: BookId) -> &str {
@@ -110,12 +183,10 @@ impl Recommender {
 
     fn popular_rec(&self, id: BookId, score: f64) -> Recommendation {
         let count = self
-            .state
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .tallies
             .get(&id)
-            .map_or(0, |t| t.count);
+            .map_or(0, |t| t.catalog.count + t.local.count);
         Recommendation {
             book_id: id,
             score,
@@ -126,17 +197,17 @@ impl Recommender {
     }
 
     fn ranked_popular(&self) -> Arc<Vec<(BookId, f64)>> {
-        if let Some(p) = &self.state.read().unwrap_or_else(|e| e.into_inner()).popular {
+        if let Some(p) = &self.read().popular {
             return p.clone();
         }
-        let mut s = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.write();
         let State {
             tallies, popular, ..
         } = &mut *s;
         let ranked = popular.get_or_insert_with(|| {
             let mut v: Vec<(BookId, f64)> = tallies
                 .iter()
-                .map(|(&id, &t)| (id, self.prior.score(t)))
+                .map(|(&id, t)| (id, self.prior.score(t.catalog, t.local)))
                 .collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             Arc::new(v)
@@ -146,7 +217,7 @@ impl Recommender {
 
     /// "Readers who liked this also liked": most similar first, at most `limit`.
     pub fn similar(&self, book: BookId, limit: usize) -> Vec<Recommendation> {
-        let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let s = self.read();
         let title = self.title(book);
         s.index
             .similar(book)
@@ -165,13 +236,8 @@ impl Recommender {
     /// Personal picks for `user`, then popular books they have not rated to fill `limit`.
     pub fn for_user(&self, user: &str, limit: usize) -> Vec<Recommendation> {
         let (mut out, rated): (Vec<Recommendation>, Vec<BookId>) = {
-            let s = self.state.read().unwrap_or_else(|e| e.into_inner());
+            let s = self.read();
             let picks = s.index.for_user(user);
-            let rated = s
-                .index
-                .ratings_of(user)
-                .map(|m| m.keys().copied().collect())
-                .unwrap_or_default();
             let out = picks
                 .into_iter()
                 .take(limit)
@@ -183,7 +249,7 @@ impl Recommender {
                     because_book_id: Some(p.because),
                 })
                 .collect();
-            (out, rated)
+            (out, s.index.rated_books(user))
         };
         if out.len() < limit {
             let taken: Vec<BookId> = out.iter().map(|r| r.book_id).collect();
@@ -191,7 +257,7 @@ impl Recommender {
                 .ranked_popular()
                 .iter()
                 .copied()
-                .filter(|(id, _)| !rated.contains(id) && !taken.contains(id))
+                .filter(|(id, _)| rated.binary_search(id).is_err() && !taken.contains(id))
                 .take(limit - out.len())
                 .collect();
             out.extend(
@@ -205,14 +271,68 @@ impl Recommender {
 
 fn apply(s: &mut State, user: &str, book: BookId, stars: Option<i64>) {
     let old = s.index.apply(user, book, stars);
-    let tally = s.tallies.entry(book).or_default();
+    let tally = &mut s.tallies.entry(book).or_default().local;
     if let Some(o) = old {
         tally.remove(o);
     }
-    if let Some(n) = stars {
+    if let Some(n) = stars.filter(|n| (1..=5).contains(n)) {
         tally.add(n);
     }
     s.popular = None;
+}
+
+/// Loads stored ratings row by row: rows of one user are gathered (8 bytes each) and indexed
+/// together when the next user begins, so only that user's final window is paired. Rows must
+/// come ordered by user, then time (oldest first); a user seen again later is still applied
+/// correctly, one rating at a time.
+pub struct Loader<'a> {
+    recommender: &'a Recommender,
+    user: String,
+    pending: Vec<(BookId, i64)>,
+    rows: u64,
+    skipped: u64,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Rows read.
+    pub rows: u64,
+    /// Rows ignored: a book not in the catalog or stars out of range.
+    pub skipped: u64,
+}
+
+impl Loader<'_> {
+    pub fn push(&mut self, row: RatingRow) {
+        self.rows += 1;
+        if self.recommender.catalog.get(row.book_id).is_none() || !(1..=5).contains(&row.stars) {
+            self.skipped += 1;
+            return;
+        }
+        if row.user_id != self.user {
+            self.flush();
+            self.user = row.user_id;
+        }
+        self.pending.push((row.book_id, row.stars));
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.recommender.load_user(&self.user, &self.pending);
+            self.pending.clear();
+        }
+        if self.pending.capacity() > 4_096 {
+            self.pending = Vec::new();
+        }
+    }
+
+    pub fn finish(mut self) -> LoadSummary {
+        self.flush();
+        LoadSummary {
+            rows: self.rows,
+            skipped: self.skipped,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -228,9 +348,19 @@ mod tests {
         }
     }
 
+    fn loaded(rows: &[RatingRow]) -> Recommender {
+        let r = Recommender::new(Catalog::builtin().unwrap());
+        let mut loader = r.loader();
+        for row in rows {
+            loader.push(row.clone());
+        }
+        loader.finish();
+        r
+    }
+
     #[test]
     fn popular_books_follow_the_catalogs_real_ratings() {
-        let r = Recommender::new(Catalog::builtin().unwrap(), &[]);
+        let r = Recommender::new(Catalog::builtin().unwrap());
         let (top, total) = r.popular(0, 10);
         assert_eq!(total, 10_000);
         assert!(top.windows(2).all(|w| w[0].score >= w[1].score));
@@ -243,10 +373,7 @@ mod tests {
 
     #[test]
     fn personal_picks_come_first_then_unrated_popular_books_fill_the_list() {
-        let r = Recommender::new(
-            Catalog::builtin().unwrap(),
-            &[rating("a", 1, 5), rating("a", 2, 5), rating("me", 1, 5)],
-        );
+        let r = loaded(&[rating("a", 1, 5), rating("a", 2, 5), rating("me", 1, 5)]);
         let recs = r.for_user("me", 5);
         assert_eq!(recs.len(), 5);
         assert_eq!(recs[0].book_id, 2);
@@ -266,12 +393,72 @@ mod tests {
 
     #[test]
     fn a_new_rating_changes_what_is_similar_at_once() {
-        let r = Recommender::new(Catalog::builtin().unwrap(), &[]);
+        let r = Recommender::new(Catalog::builtin().unwrap());
         assert!(r.similar(1, 5).is_empty());
         r.record("a", 1, Some(5));
         r.record("a", 7, Some(4));
         assert_eq!(r.similar(1, 5)[0].book_id, 7);
         r.record("a", 7, None);
         assert!(r.similar(1, 5).is_empty());
+    }
+
+    #[test]
+    fn thirty_local_fans_lift_a_well_rated_mid_ranked_book_into_the_top_twenty() {
+        let r = Recommender::new(Catalog::builtin().unwrap());
+        let (ranked, _) = r.popular(0, 10_000);
+        let (book, before) = ranked
+            .iter()
+            .enumerate()
+            .skip(500)
+            .find(|(_, x)| r.catalog().get(x.book_id).unwrap().average_rating >= 4.3)
+            .map(|(i, x)| (x.book_id, i))
+            .unwrap();
+        for u in 0..30 {
+            r.record(&format!("fan{u}"), book, Some(5));
+        }
+        let (top, _) = r.popular(0, 20);
+        assert!(
+            top.iter().any(|x| x.book_id == book),
+            "book {book} (rank {before}) is not in the top twenty: {top:?}"
+        );
+        // One perfect rating does not do it.
+        let r = Recommender::new(Catalog::builtin().unwrap());
+        r.record("fan", book, Some(5));
+        assert!(r.popular(0, 20).0.iter().all(|x| x.book_id != book));
+    }
+
+    #[test]
+    fn loading_rows_equals_recording_them_and_skips_unknown_books() {
+        let rows = [
+            rating("a", 1, 5),
+            rating("a", 2, 4),
+            rating("a", 99_999, 5),
+            rating("b", 1, 5),
+            rating("b", 3, 5),
+            rating("a", 4, 5), // "a" again, out of order: still applied
+        ];
+        let loaded = loaded(&rows);
+        let live = Recommender::new(Catalog::builtin().unwrap());
+        for row in &rows {
+            live.record(&row.user_id, row.book_id, Some(row.stars));
+        }
+        for book in 1..=4 {
+            assert_eq!(loaded.similar(book, 10), live.similar(book, 10));
+        }
+        assert_eq!(loaded.popular(0, 50), live.popular(0, 50));
+        assert_eq!(loaded.stats().ratings, 5);
+        let mut l = loaded.loader();
+        l.push(rating("c", 99_999, 5));
+        l.push(rating("c", 1, 9));
+        assert_eq!(
+            l.finish(),
+            LoadSummary {
+                rows: 2,
+                skipped: 2
+            }
+        );
+        loaded.clear();
+        assert_eq!(loaded.stats().ratings, 0);
+        assert!(loaded.similar(1, 10).is_empty());
     }
 }

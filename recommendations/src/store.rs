@@ -1,5 +1,6 @@
 //! Rating storage behind a trait, with the real implementation on `sqlx` (SQLite or PostgreSQL).
 
+use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
 use platform::database::{LazyPool, NotReady};
 use sqlx::{Row, any::AnyRow};
 
@@ -35,22 +36,36 @@ pub trait RatingStore: Send + Sync + 'static {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<RatingRow>, StoreError>;
-    /// Every rating (to build the in-memory index at start).
-    async fn all(&self) -> Result<Vec<RatingRow>, StoreError>;
+    /// Every rating as a stream, ordered by user, then time (oldest first), then book: to build
+    /// the in-memory index at start without holding every row at once (at most a page of them).
+    fn stream_all(&self) -> BoxStream<'_, Result<RatingRow, StoreError>>;
 }
 
 /// The migrations of the ratings database.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Rows per page when streaming every rating at start.
+pub const PAGE_ROWS: i64 = 10_000;
+
 /// Ratings in a SQL database.
 #[derive(Clone)]
 pub struct SqlRatingStore {
     pool: LazyPool,
+    page_rows: i64,
 }
 
 impl SqlRatingStore {
     pub fn new(pool: LazyPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            page_rows: PAGE_ROWS,
+        }
+    }
+
+    /// Streams every rating in pages of `rows` rows (at least 1) instead of [`PAGE_ROWS`].
+    pub fn with_page_rows(mut self, rows: i64) -> Self {
+        self.page_rows = rows.max(1);
+        self
     }
 }
 
@@ -128,12 +143,64 @@ impl RatingStore for SqlRatingStore {
         Ok(rows.into_iter().map(row).collect::<Result<_, _>>()?)
     }
 
-    async fn all(&self) -> Result<Vec<RatingRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT user_id, book_id, stars, updated_at_ms FROM ratings ORDER BY user_id, book_id",
-        )
-        .fetch_all(self.pool.get()?)
-        .await?;
+    fn stream_all(&self) -> BoxStream<'_, Result<RatingRow, StoreError>> {
+        // Keyset pages: each a short statement over the covering index, the next one starting
+        // after the last row of the previous. `None` state: the last page has been read.
+        let start: Option<Option<Cursor>> = Some(None);
+        let pages = futures_util::stream::try_unfold(start, move |cursor| async move {
+            let Some(after) = cursor else {
+                return Ok::<_, StoreError>(None);
+            };
+            let page = self.page_after(after.as_ref()).await?;
+            let next = (page.len() >= self.page_rows as usize)
+                .then(|| page.last().map(Cursor::of))
+                .flatten();
+            Ok(Some((page, next.map(Some))))
+        });
+        pages
+            .map_ok(|page| futures_util::stream::iter(page.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+}
+
+/// Where a keyset page starts: after this (user, time, book).
+struct Cursor(String, i64, i64);
+
+impl Cursor {
+    fn of(r: &RatingRow) -> Self {
+        Self(r.user_id.clone(), r.updated_at_ms, r.book_id)
+    }
+}
+
+impl SqlRatingStore {
+    /// Up to `page_rows` ratings after `after`, ordered by user, time, book.
+    async fn page_after(&self, after: Option<&Cursor>) -> Result<Vec<RatingRow>, StoreError> {
+        let pool = self.pool.get()?;
+        let rows = match after {
+            None => {
+                sqlx::query(
+                    "SELECT user_id, book_id, stars, updated_at_ms FROM ratings \
+                     ORDER BY user_id, updated_at_ms, book_id LIMIT $1",
+                )
+                .bind(self.page_rows)
+                .fetch_all(pool)
+                .await?
+            }
+            Some(Cursor(user, at, book)) => {
+                sqlx::query(
+                    "SELECT user_id, book_id, stars, updated_at_ms FROM ratings \
+                     WHERE (user_id, updated_at_ms, book_id) > ($1, $2, $3) \
+                     ORDER BY user_id, updated_at_ms, book_id LIMIT $4",
+                )
+                .bind(user.as_str())
+                .bind(*at)
+                .bind(*book)
+                .bind(self.page_rows)
+                .fetch_all(pool)
+                .await?
+            }
+        };
         Ok(rows.into_iter().map(row).collect::<Result<_, _>>()?)
     }
 }

@@ -460,24 +460,34 @@ async fn a_database_outage_turns_services_not_serving_then_serving_again() {
     if skip_external() {
         return;
     }
-    let Some(pg) = platform::database::testing::postgres_url("outage").await else {
+    let Some(users_db) = platform::database::testing::postgres_url("outage_users").await else {
         return;
     };
-    let url: reqwest::Url = pg.parse().unwrap();
+    let Some(ratings_db) = platform::database::testing::postgres_url("outage_ratings").await else {
+        return;
+    };
+    let url: reqwest::Url = users_db.parse().unwrap();
     let cut = Cut::to(format!(
         "{}:{}",
         url.host_str().unwrap(),
         url.port().unwrap_or(5432)
     ))
     .await;
-    let mut via = url.clone();
-    via.set_port(Some(cut.addr.port())).unwrap();
-    via.set_host(Some("127.0.0.1")).unwrap();
-    let via = via.to_string();
+    // Each service's own database, both reached through the cut.
+    let via = |db: &str| {
+        let mut u: reqwest::Url = db.parse().unwrap();
+        u.set_host(Some("127.0.0.1")).unwrap();
+        u.set_port(Some(cut.addr.port())).unwrap();
+        u.to_string()
+    };
     let s = Suite::start_options(SuiteOptions {
         env_for: vec![
-            ("users".into(), "DATABASE_URL".into(), via.clone()),
-            ("recommendations".into(), "DATABASE_URL".into(), via),
+            ("users".into(), "DATABASE_URL".into(), via(&users_db)),
+            (
+                "recommendations".into(),
+                "DATABASE_URL".into(),
+                via(&ratings_db),
+            ),
         ],
         ..SuiteOptions::default()
     })

@@ -1,5 +1,6 @@
 //! The same storage test against SQLite and PostgreSQL.
 
+use futures_util::TryStreamExt;
 use platform::database::{LazyPool, connect, testing};
 use recommendations::store::{MIGRATOR, RatingRow, RatingStore, SqlRatingStore};
 
@@ -28,11 +29,37 @@ async fn exercise(url: &str) {
         store.list_by_user("ada", 1, 10).await.unwrap(),
         vec![r("ada", 1, 5, 20)]
     );
-    assert_eq!(store.all().await.unwrap().len(), 3);
+    store.upsert(&r("ada", 3, 2, 25)).await.unwrap();
+    // Streamed by user, then time, then book.
+    assert_eq!(
+        all(&store).await,
+        vec![
+            r("ada", 1, 5, 20),
+            r("ada", 3, 2, 25),
+            r("ada", 2, 4, 30),
+            r("bob", 1, 1, 40)
+        ]
+    );
+
+    // The same in keyset pages of one, two and three rows.
+    for rows in 1..=3 {
+        let paged: Vec<RatingRow> = store
+            .clone()
+            .with_page_rows(rows)
+            .stream_all()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(paged, all(&store).await, "pages of {rows}");
+    }
 
     assert_eq!(store.delete("ada", 1).await.unwrap(), Some(5));
     assert_eq!(store.delete("ada", 1).await.unwrap(), None);
-    assert_eq!(store.all().await.unwrap().len(), 2);
+    assert_eq!(all(&store).await.len(), 3);
+}
+
+async fn all(store: &SqlRatingStore) -> Vec<RatingRow> {
+    store.stream_all().try_collect().await.unwrap()
 }
 
 #[tokio::test]
