@@ -78,8 +78,16 @@ clean: ## Remove build output and local databases
 	rm -rf $(RUN_DIR)
 
 .PHONY: bench
-bench: ## CPU per request side by side: bare axum, direct gRPC, the gateway; metrics layer with/without
+bench: bench-overhead bench-recommendations ## Every benchmark: CPU per request side by side, recommendations at 1M ratings
+
+.PHONY: bench-overhead
+bench-overhead: ## CPU per request side by side: bare axum, direct gRPC, the gateway; metrics layer with/without
 	$(CARGO) bench -p gateway --bench overhead
+
+.PHONY: bench-recommendations
+bench-recommendations: ## Recommendations over 1,000,000 synthetic ratings: RSS, exec->SERVING, p50/p99 (report in target/bench/)
+	$(CARGO) build --release -p recommendations --bin recommendations
+	$(CARGO) bench -p recommendations --bench scale -- --ratings $${RATINGS:-1000000} --users $${USERS:-50000}
 
 # --- Observability: Prometheus, Grafana and Jaeger beside the `make run` suite -----------------
 OBS_DIR := k8s/observability
