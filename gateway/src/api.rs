@@ -21,6 +21,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::{
     AppState,
+    contract::{self, Validate},
     error::{self, ApiError, Problem},
     upstream::{Bearer, Deadline},
 };
@@ -30,7 +31,7 @@ use crate::{
 /// JSON when it is JSON (so `curl -d '{…}'` works); any other non-JSON type is a 415.
 pub struct ApiJson<T>(pub T);
 
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: serde::de::DeserializeOwned + Validate, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
@@ -54,7 +55,10 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
             .await
             .map_err(|r| ApiError::new(r.status(), r.body_text()))?;
         match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+            Ok(axum::Json(value)) => {
+                value.validate()?;
+                Ok(Self(value))
+            }
             Err(axum::extract::rejection::JsonRejection::JsonSyntaxError(_)) if lenient => {
                 Err(unsupported_media_type())
             }
@@ -70,10 +74,29 @@ fn unsupported_media_type() -> ApiError {
     )
 }
 
-/// Query-string extractor whose rejections are problem documents.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// Query-string extractor whose rejections are problem documents; the values are checked
+/// against the contract's constraints too.
 pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Validate, S: Send + Sync> FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        value.validate()?;
+        Ok(Self(value))
+    }
+}
+
+/// `Option<T>` that is absent or a value, never `null`: the API takes no nulls.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
 
 /// Path extractor whose rejections are problem documents.
 #[derive(FromRequestParts)]
@@ -189,6 +212,23 @@ pub struct SearchQuery {
     pub page_token: Option<String>,
 }
 
+impl Validate for PageQuery {
+    fn validate(&self) -> Result<(), ApiError> {
+        contract::page_size(self.page_size, contract::PAGE_SIZE_MAX)?;
+        contract::page_token(self.page_token.clone())?;
+        Ok(())
+    }
+}
+
+impl Validate for SearchQuery {
+    fn validate(&self) -> Result<(), ApiError> {
+        contract::query(&self.q)?;
+        contract::page_size(self.page_size, contract::PAGE_SIZE_MAX)?;
+        contract::page_token(self.page_token.clone())?;
+        Ok(())
+    }
+}
+
 /// How many recommendations to return.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +236,12 @@ pub struct SearchQuery {
 pub struct LimitQuery {
     /// 1..=50 (default 10).
     pub page_size: Option<i32>,
+}
+
+impl Validate for LimitQuery {
+    fn validate(&self) -> Result<(), ApiError> {
+        contract::page_size(self.page_size, contract::RECS_SIZE_MAX).map(drop)
+    }
 }
 
 /// An account (never with its password).
@@ -232,12 +278,41 @@ pub struct CreateUser {
     pub password: String,
 }
 
+impl Validate for CreateUser {
+    fn validate(&self) -> Result<(), ApiError> {
+        contract::email("email", &self.email)?;
+        contract::display_name(&self.display_name)?;
+        contract::password("password", &self.password, contract::PASSWORD_MIN)
+    }
+}
+
 /// Changes to an account; at least one field.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    /// 1..=64 characters.
+    #[serde(default, deserialize_with = "present")]
     pub display_name: Option<String>,
+    /// 8..=128 characters.
+    #[serde(default, deserialize_with = "present")]
     pub password: Option<String>,
+}
+
+impl Validate for UpdateUser {
+    fn validate(&self) -> Result<(), ApiError> {
+        if self.display_name.is_none() && self.password.is_none() {
+            return Err(ApiError::bad_request(
+                "nothing to update: set display_name and/or password",
+            ));
+        }
+        if let Some(name) = &self.display_name {
+            contract::display_name(name)?;
+        }
+        if let Some(p) = &self.password {
+            contract::password("password", p, contract::PASSWORD_MIN)?;
+        }
+        Ok(())
+    }
 }
 
 /// Sign-in.
@@ -246,6 +321,13 @@ pub struct UpdateUser {
 pub struct SignIn {
     pub email: String,
     pub password: String,
+}
+
+impl Validate for SignIn {
+    fn validate(&self) -> Result<(), ApiError> {
+        contract::email("email", &self.email)?;
+        contract::password("password", &self.password, 1)
+    }
 }
 
 /// A bearer token for `authorization: Bearer …`.
@@ -265,6 +347,12 @@ pub struct Session {
 pub struct RateBook {
     /// 1..=5.
     pub stars: i32,
+}
+
+impl Validate for RateBook {
+    fn validate(&self) -> Result<(), ApiError> {
+        contract::stars(self.stars)
+    }
 }
 
 /// One of the caller's ratings.
@@ -321,6 +409,15 @@ pub struct RecommendationList {
 pub struct FeedQuery {
     /// Only ratings of this book.
     pub book_id: Option<i64>,
+}
+
+impl Validate for FeedQuery {
+    fn validate(&self) -> Result<(), ApiError> {
+        match self.book_id {
+            Some(id) => contract::book_id("book_id", id),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One event of the live ratings feed (SSE `event: rating`).
@@ -425,6 +522,14 @@ pub async fn search_books(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<BookPage>, ApiError> {
+    // Words are runs of letters and digits: a query without one finds nothing.
+    if !q.q.chars().any(char::is_alphanumeric) {
+        return Ok(Json(BookPage {
+            books: Vec::new(),
+            next_page_token: None,
+            total_size: 0,
+        }));
+    }
     let req = s
         .deadline()
         .call(
@@ -458,6 +563,7 @@ pub async fn get_book(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Book>, ApiError> {
+    contract::book_id("id", id)?;
     let req = s
         .deadline()
         .call(mp::GetBookRequest { id }, None)
@@ -484,6 +590,7 @@ pub async fn similar_books(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<RecommendationList>, ApiError> {
+    contract::book_id("id", id)?;
     let recommendations = s
         .similar(s.deadline(), Duration::MAX, id, q.page_size.unwrap_or(0))
         .await?;
@@ -566,6 +673,7 @@ pub async fn get_user(
     ApiAuth(auth): ApiAuth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
+    contract::user_id(&id)?;
     let req = s
         .deadline()
         .call(us::GetUserRequest { id }, auth.as_ref())
@@ -593,6 +701,7 @@ pub async fn update_user(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
+    contract::user_id(&id)?;
     let req = s
         .deadline()
         .call(
@@ -626,6 +735,7 @@ pub async fn delete_user(
     ApiAuth(auth): ApiAuth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    contract::user_id(&id)?;
     let req = s
         .deadline()
         .call(us::DeleteUserRequest { id }, auth.as_ref())
@@ -695,6 +805,7 @@ pub async fn rate_book(
     ApiPath(book_id): ApiPath<i64>,
     ApiJson(body): ApiJson<RateBook>,
 ) -> Result<(StatusCode, Json<Rating>), ApiError> {
+    contract::book_id("book_id", book_id)?;
     let (rating, created) = s.rate(auth.as_ref(), book_id, body.stars).await?;
     let status = if created {
         StatusCode::CREATED
@@ -713,6 +824,7 @@ pub async fn delete_rating(
     ApiAuth(auth): ApiAuth,
     ApiPath(book_id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
+    contract::book_id("book_id", book_id)?;
     s.unrate(auth.as_ref(), book_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1035,11 +1147,11 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
-/// The OpenAPI document, rendered once.
+/// The OpenAPI document, derived from the handlers and finished by [`crate::openapi::finish`],
+/// rendered once.
 pub static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    serde_json::to_string_pretty(&crate::openapi::finish(doc)).unwrap_or_else(|_| "{}".to_owned())
 });
 
 async fn openapi_json() -> impl IntoResponse {
@@ -1051,7 +1163,13 @@ async fn openapi_json() -> impl IntoResponse {
     (headers, OPENAPI_JSON.as_str())
 }
 
-async fn not_found() -> ApiError {
+/// Whether `path` belongs to the API (answered with problem documents, never pages).
+pub fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// 404 for an unknown path under `/api/`.
+pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such API route")
 }
 

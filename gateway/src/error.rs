@@ -167,6 +167,17 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+/// What a caught panic answers: a 500 problem document; the panic's message goes to the log only.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    tracing::error!(panic = message, "a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
 /// Maps a marketplace status.
 pub fn marketplace(s: tonic::Status) -> ApiError {
     ApiError::from_status("marketplace", &s)

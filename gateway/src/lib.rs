@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod contract;
 pub mod error;
+pub mod openapi;
 pub mod pages;
 pub mod upstream;
 
@@ -134,6 +136,16 @@ async fn overloaded(shed: prometheus::IntCounter, err: tower::BoxError) -> Respo
     }
 }
 
+/// 405 for a route that exists with other methods (the router adds `Allow`).
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
+    let detail = format!("{method} is not allowed on {}", uri.path());
+    if api::is_api_path(uri.path()) {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, detail).into_response()
+    } else {
+        (StatusCode::METHOD_NOT_ALLOWED, detail).into_response()
+    }
+}
+
 fn http_span(req: &Request) -> tracing::Span {
     let route = req
         .extensions()
@@ -157,6 +169,22 @@ fn http_span(req: &Request) -> tracing::Span {
 
 /// The whole public router: API, pages, and the middleware stack.
 pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Router {
+    with_middleware(routes(), state, metrics, config)
+}
+
+/// Every route of the gateway, API and pages, without the middleware.
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(api::router()).merge(pages::router())
+}
+
+/// `routes` (the gateway's own, or a test's) behind the gateway's middleware stack: a method a
+/// route does not accept is a 405 problem (with `Allow`) under `/api/`, a page otherwise.
+pub fn with_middleware(
+    routes: Router<AppState>,
+    state: AppState,
+    metrics: &Metrics,
+    config: &Config,
+) -> Router {
     let http_metrics = HttpMetrics::new(metrics);
     let shed = metrics
         .counter_vec(
@@ -197,8 +225,8 @@ pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Rout
             http_metrics,
             platform::http_metrics::track,
         ))
-        // A panic becomes a 500, not a dropped connection.
-        .layer(CatchPanicLayer::new())
+        // A panic becomes a 500 problem document, not a dropped connection or plain text.
+        .layer(CatchPanicLayer::custom(error::panic_response))
         // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.
         .layer(HandleErrorLayer::new(move |err| {
             overloaded(shed.clone(), err)
@@ -207,9 +235,8 @@ pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Rout
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             config.serve.concurrency_limit,
         ));
-    Router::new()
-        .merge(api::router())
-        .merge(pages::router())
+    routes
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(stack)
         .with_state(state)

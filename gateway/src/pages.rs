@@ -790,7 +790,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     r
 }
 
-async fn not_found_page(headers: HeaderMap) -> Response {
+async fn not_found_page(headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    if crate::api::is_api_path(uri.path()) {
+        return crate::api::not_found().await.into_response();
+    }
     error_page(
         &ApiError::new(StatusCode::NOT_FOUND, "There is no page here."),
         session(&headers).as_ref(),

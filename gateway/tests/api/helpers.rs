@@ -2,7 +2,7 @@
 
 use axum::{Router, body::Body, http::Request};
 use clap::Parser;
-use gateway::{AppState, Config, build_router, upstream::Upstreams};
+use gateway::{AppState, Config, routes, upstream::Upstreams, with_middleware};
 use http_body_util::BodyExt;
 use platform::metrics::Metrics;
 use tokio::net::TcpListener;
@@ -10,7 +10,13 @@ use tower::ServiceExt;
 
 /// The gateway's router with every upstream at `url` and a request budget of `timeout_ms`.
 pub fn app(url: &str, timeout_ms: u64) -> Router {
-    let config = Config::try_parse_from([
+    app_with(routes(), url, timeout_ms, &[])
+}
+
+/// `routes` behind the gateway's middleware, upstreams at `url`, with extra flags.
+pub fn app_with(routes: Router<AppState>, url: &str, timeout_ms: u64, flags: &[&str]) -> Router {
+    let timeout = timeout_ms.to_string();
+    let mut args = vec![
         "gateway",
         "--marketplace-url",
         url,
@@ -19,11 +25,12 @@ pub fn app(url: &str, timeout_ms: u64) -> Router {
         "--users-url",
         url,
         "--request-timeout-ms",
-        &timeout_ms.to_string(),
+        &timeout,
         "--optional-timeout-ms",
-        &timeout_ms.to_string(),
-    ])
-    .unwrap();
+        &timeout,
+    ];
+    args.extend_from_slice(flags);
+    let config = Config::try_parse_from(args).unwrap();
     let metrics = Metrics::new();
     let upstreams = Upstreams::new(&config.upstream_urls(), &metrics).unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
@@ -35,7 +42,7 @@ pub fn app(url: &str, timeout_ms: u64) -> Router {
         shutdown,
         streams: std::sync::Arc::new(tokio::sync::Semaphore::new(config.serve.stream_limit)),
     };
-    build_router(state, &metrics, &config)
+    with_middleware(routes, state, &metrics, &config)
 }
 
 /// A marketplace that reports SERVING and then never answers a call.
@@ -87,18 +94,33 @@ pub async fn nobody() -> String {
 
 /// Sends a GET and returns status, content type and body.
 pub async fn get(app: &Router, uri: &str) -> (u16, String, String) {
-    let r = app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
+    let (status, headers, body) = send(app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    let ct = headers
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
+    (status, ct, body)
+}
+
+/// Sends `request` and returns status, headers and body.
+pub async fn send(app: &Router, request: Request<Body>) -> (u16, http::HeaderMap, String) {
+    let r = app.clone().oneshot(request).await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
     let body =
         String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    (status, ct, body)
+    (status, headers, body)
+}
+
+/// A problem document's fields, after checking it is served as `application/problem+json`.
+pub fn problem(headers: &http::HeaderMap, body: &str) -> serde_json::Value {
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "not a problem document: {body}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+    for field in ["type", "title", "status", "detail"] {
+        assert!(doc.get(field).is_some(), "{field} missing from {body}");
+    }
+    doc
 }

@@ -1,0 +1,293 @@
+//! The finishing of the OpenAPI document that utoipa derives from the handlers: the constraints
+//! of [`crate::contract`] on every body property and parameter, every error status an operation
+//! can answer (each a problem document served as `application/problem+json`, with the headers
+//! that come with it), and the links between operations that a stateful client can follow.
+
+use serde_json::{Map, Value, json};
+
+use crate::contract::{self, Range, Text};
+
+const PROBLEM: &str = "application/problem+json";
+
+/// Why each error status happens, as the gateway produces it.
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "The request breaks a documented constraint (the detail names the field).",
+        401 => {
+            "No bearer token, or one that is malformed, expired or ended (signed out, account deleted)."
+        }
+        403 => "The token's owner may not do this.",
+        404 => "No such resource.",
+        409 => "The resource already exists.",
+        413 => "The body is larger than the gateway accepts.",
+        415 => "The body is not JSON (`Content-Type: application/json`).",
+        429 => {
+            "Too many requests: this client's sign-in/sign-up budget is spent, or a service is at its concurrency limit. Retry after `Retry-After` seconds."
+        }
+        500 => "Internal error (the detail is logged, not echoed).",
+        502 => "A service answered without what was asked for.",
+        503 => {
+            "The gateway or a service is at its concurrency limit, or no replica is ready. Retry after `Retry-After` seconds."
+        }
+        504 => "A service did not answer within the request's deadline.",
+        _ => "Error.",
+    }
+}
+
+fn header(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "required": true, "schema": schema })
+}
+
+/// A problem response for `status`, keeping a description the handler gave.
+fn problem_response(status: u16, existing: Option<&Value>) -> Value {
+    let description = existing
+        .and_then(|r| r.get("description"))
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .unwrap_or(reason(status))
+        .to_owned();
+    let mut r = json!({
+        "description": description,
+        "content": { PROBLEM: { "schema": { "$ref": "#/components/schemas/Problem" } } },
+    });
+    let mut headers = Map::new();
+    if status == 401 {
+        headers.insert(
+            "WWW-Authenticate".into(),
+            header("`Bearer`", json!({ "type": "string" })),
+        );
+    }
+    if status == 429 || status == 503 {
+        headers.insert(
+            "Retry-After".into(),
+            header(
+                "Seconds to wait before trying again.",
+                json!({ "type": "integer", "minimum": 0 }),
+            ),
+        );
+    }
+    if !headers.is_empty() {
+        r["headers"] = Value::Object(headers);
+    }
+    r
+}
+
+fn apply_text(schema: &mut Value, t: &Text) {
+    if let Some(min) = t.min {
+        schema["minLength"] = min.into();
+    }
+    if let Some(max) = t.max {
+        schema["maxLength"] = max.into();
+    }
+    if let Some(p) = t.pattern {
+        schema["pattern"] = p.into();
+    }
+}
+
+fn apply_range(schema: &mut Value, r: &Range) {
+    schema["minimum"] = r.min.into();
+    if let Some(max) = r.max {
+        schema["maximum"] = max.into();
+    }
+}
+
+/// `type: ["string", "null"]` → `type: "string"`: the API takes no nulls in its inputs.
+fn not_null(schema: &mut Value) {
+    if let Some(types) = schema.get("type").and_then(Value::as_array) {
+        let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        schema["type"] = if kept.len() == 1 {
+            kept[0].clone()
+        } else {
+            Value::Array(kept)
+        };
+    }
+}
+
+/// Input schemas (request bodies): constraints, no nulls, no unknown properties.
+fn finish_inputs(schemas: &mut Map<String, Value>) {
+    for name in ["CreateUser", "UpdateUser", "SignIn", "RateBook"] {
+        if let Some(s) = schemas.get_mut(name) {
+            s["additionalProperties"] = false.into();
+            if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
+                props.values_mut().for_each(not_null);
+            }
+        }
+    }
+    // At least one change.
+    if let Some(s) = schemas.get_mut("UpdateUser") {
+        s["minProperties"] = 1.into();
+    }
+    for (schema, prop, text) in contract::body_constraints() {
+        if let Some(p) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{prop}")))
+        {
+            apply_text(p, &text);
+        }
+    }
+    for (schema, prop, range) in contract::body_ranges() {
+        if let Some(p) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{prop}")))
+        {
+            apply_range(p, &range);
+        }
+    }
+}
+
+/// The statuses every operation of `path` can answer beyond what its handler declares.
+fn common_statuses(path: &str, op: &Value) -> Vec<u16> {
+    // The concurrency limit (503) and a caught panic (500) can answer any request.
+    let mut statuses = vec![500, 503];
+    if path == "/api/v1/openapi.json" {
+        return statuses;
+    }
+    // Every other operation calls a service: its shedding (429), its absence or ours (503),
+    // its slowness (504), an answer missing what was asked (502).
+    statuses.extend([429, 502, 504]);
+    let has_params = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|p| !p.is_empty());
+    let has_body = op.get("requestBody").is_some();
+    if has_params || has_body {
+        statuses.push(400);
+    }
+    if has_body {
+        statuses.extend([413, 415]);
+    }
+    if op.get("security").is_some() {
+        statuses.push(401);
+    }
+    statuses
+}
+
+fn finish_operation(path: &str, op: &mut Value) {
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for p in params {
+            let name = p["name"].as_str().unwrap_or_default().to_owned();
+            let schema = &mut p["schema"];
+            not_null(schema);
+            if let Some(t) = contract::parameter_text(&name, path) {
+                apply_text(schema, &t);
+            }
+            if let Some(r) = contract::parameter_range(&name, path) {
+                apply_range(schema, &r);
+            }
+        }
+    }
+    let extra = common_statuses(path, op);
+    let responses = op["responses"]
+        .as_object_mut()
+        .expect("every operation has responses");
+    for status in extra {
+        responses.entry(status.to_string()).or_insert(Value::Null);
+    }
+    for (status, response) in responses.iter_mut() {
+        let Ok(code) = status.parse::<u16>() else {
+            continue;
+        };
+        if code >= 400 {
+            *response = problem_response(code, Some(response));
+        }
+    }
+}
+
+/// OpenAPI links: what a stateful client can do with what an operation answered.
+fn links() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    let by_id = |op: &str, expr: &str| json!({ "operationId": op, "parameters": { "id": expr } });
+    vec![
+        (
+            "/api/v1/users",
+            "post",
+            "201",
+            json!({
+                "GetUser": by_id("get_user", "$response.body#/id"),
+                "SignIn": {
+                    "operationId": "sign_in",
+                    "requestBody": {
+                        "email": "$request.body#/email",
+                        "password": "$request.body#/password"
+                    }
+                }
+            }),
+        ),
+        (
+            "/api/v1/sessions",
+            "post",
+            "201",
+            json!({ "GetUser": by_id("get_user", "$response.body#/user/id") }),
+        ),
+        (
+            "/api/v1/books",
+            "get",
+            "200",
+            json!({
+                "GetBook": by_id("get_book", "$response.body#/books/0/id"),
+                "SimilarBooks": by_id("similar_books", "$response.body#/books/0/id"),
+                "RateBook": {
+                    "operationId": "rate_book",
+                    "parameters": { "book_id": "$response.body#/books/0/id" }
+                },
+                "NextPage": {
+                    "operationId": "list_books",
+                    "parameters": { "page_token": "$response.body#/next_page_token" }
+                }
+            }),
+        ),
+        (
+            "/api/v1/me/ratings/{book_id}",
+            "put",
+            "201",
+            json!({
+                "DeleteRating": {
+                    "operationId": "delete_rating",
+                    "parameters": { "book_id": "$response.body#/book_id" }
+                },
+                "MyRatings": { "operationId": "my_ratings" }
+            }),
+        ),
+        (
+            "/api/v1/me/ratings",
+            "get",
+            "200",
+            json!({
+                "NextPage": {
+                    "operationId": "my_ratings",
+                    "parameters": { "page_token": "$response.body#/next_page_token" }
+                }
+            }),
+        ),
+    ]
+}
+
+/// Finishes the derived document (see the module header).
+pub fn finish(mut doc: Value) -> Value {
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        finish_inputs(schemas);
+    }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (_, op) in item.iter_mut() {
+                if op.get("responses").is_some() {
+                    finish_operation(path, op);
+                }
+            }
+        }
+    }
+    for (path, method, status, links) in links() {
+        if let Some(r) = doc.pointer_mut(&format!(
+            "/paths/{}/{method}/responses/{status}",
+            path.replace('~', "~0").replace('/', "~1")
+        )) {
+            r["links"] = links;
+        }
+    }
+    doc
+}
