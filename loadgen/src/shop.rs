@@ -1,0 +1,625 @@
+//! The shoppers: one HTTP request per step against the gateway's public routes, with the state a
+//! person carries between steps (the page they are on, the words they searched, their account and
+//! token), books chosen by the catalog's real popularity and stars drawn from each book's real
+//! histogram (`recommendations::synthetic`).
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use marketplace::catalog::Catalog;
+use recommendations::synthetic::{Spec, SplitMix64, Synthetic};
+use serde_json::{Value, json};
+
+use crate::{
+    stats::Outcome,
+    steps::{Expectations, Step},
+};
+
+/// Per-request choices: a fresh generator for each task, from the run's seed.
+pub fn rng_for(seed: u64, stream: u64) -> SplitMix64 {
+    let mut r = SplitMix64::new(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    r.next_u64();
+    r
+}
+
+/// A random seed from the operating system.
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    // A clock-based seed is good enough when the OS has no randomness to give.
+    if getrandom::getrandom(&mut b).is_err() {
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// A W3C `traceparent` (version 00, random trace and span ids) and its trace id.
+pub fn traceparent(rng: &mut SplitMix64, sampled: bool) -> (String, String) {
+    let (a, b) = (rng.next_u64() | 1, rng.next_u64());
+    let span = rng.next_u64() | 1;
+    let trace_id = format!("{a:016x}{b:016x}");
+    (
+        format!(
+            "00-{trace_id}-{span:016x}-{}",
+            if sampled { "01" } else { "00" }
+        ),
+        trace_id,
+    )
+}
+
+/// Percent-encodes a query-string value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The detail of a problem document, or the start of the body.
+pub fn detail_of(body: &[u8]) -> String {
+    let text = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned());
+    text.chars().take(200).collect()
+}
+
+/// One shopper account of the pool.
+#[derive(Debug, Clone)]
+struct Account {
+    /// Known to exist (signed up now or earlier: 201 or 409).
+    exists: bool,
+    token: Option<(String, Instant)>,
+    /// Where this shopper is in the book listing, and how many pages deep.
+    browse: Option<(String, u32)>,
+    /// The last search and its next page.
+    search: Option<(String, String)>,
+    /// The next of this account's synthetic ratings to give.
+    next_rating: usize,
+}
+
+/// What a step came to.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The step actually done: `rate` without a token becomes `signin` (or `signup`).
+    pub step: Step,
+    pub outcome: Outcome,
+    /// When the answer was in: its whole body, or, for the live feed, its headers.
+    pub answered: Instant,
+    pub trace_id: String,
+    /// For errors: the problem's detail or the transport error.
+    pub detail: String,
+    pub feed_events: u64,
+}
+
+/// Everything the shoppers share.
+pub struct Shop {
+    client: reqwest::Client,
+    base: String,
+    catalog: Catalog,
+    readers: Synthetic,
+    accounts: Vec<Mutex<Account>>,
+    prefix: String,
+    timeout: Duration,
+    feed_time: Duration,
+    sample_ratio: f64,
+    expect: Expectations,
+}
+
+/// The shoppers' shared settings.
+pub struct ShopConfig {
+    pub target: String,
+    pub timeout: Duration,
+    pub feed_time: Duration,
+    pub accounts: u32,
+    pub account_prefix: String,
+    pub trace_sample_ratio: f64,
+    pub expect: Expectations,
+}
+
+/// FNV-1a, to derive the account pool's fixed synthetic readers from its prefix.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("bookstore-loadgen/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+}
+
+impl Shop {
+    pub fn new(config: ShopConfig) -> Result<Self, crate::Error> {
+        let catalog = Catalog::builtin().map_err(|e| crate::Error::Catalog(e.to_string()))?;
+        let accounts = config.accounts.max(1);
+        // Each account is one synthetic reader: it rates the same books with the same stars in
+        // every run (so a long run re-rates instead of growing the database without bound).
+        let readers = Synthetic::new(
+            &catalog,
+            Spec {
+                ratings: u64::from(accounts) * 30,
+                users: accounts,
+                seed: fnv(&config.account_prefix),
+                max_per_user: 200,
+                alpha: 1.2,
+            },
+        );
+        Ok(Self {
+            client: http_client(config.timeout)?,
+            base: config.target.trim_end_matches('/').to_owned(),
+            catalog,
+            readers,
+            accounts: (0..accounts)
+                .map(|_| {
+                    Mutex::new(Account {
+                        exists: false,
+                        token: None,
+                        browse: None,
+                        search: None,
+                        next_rating: 0,
+                    })
+                })
+                .collect(),
+            prefix: config.account_prefix,
+            timeout: config.timeout,
+            feed_time: config.feed_time,
+            sample_ratio: config.trace_sample_ratio,
+            expect: config.expect,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn account(&self, i: usize) -> std::sync::MutexGuard<'_, Account> {
+        self.accounts[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn email(&self, i: usize) -> String {
+        format!("{}-{i}@example.org", self.prefix)
+    }
+
+    fn password(&self, i: usize) -> String {
+        format!("{}-{i}-correct-horse", self.prefix)
+    }
+
+    fn popular_book(&self, rng: &mut SplitMix64) -> i64 {
+        self.readers.popular_book(rng)
+    }
+
+    /// Words a shopper would type for a popular book: one or two words of its title, or its
+    /// author's last name.
+    fn search_words(&self, rng: &mut SplitMix64) -> String {
+        let id = self.popular_book(rng);
+        let Some(book) = self.catalog.get(id) else {
+            return "the".into();
+        };
+        if rng.below(3) == 0
+            && let Some(last) = book
+                .authors
+                .first()
+                .and_then(|a| a.split_whitespace().last())
+        {
+            return last.to_lowercase();
+        }
+        let words: Vec<String> = book
+            .title
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() >= 3)
+            .map(str::to_lowercase)
+            .collect();
+        if words.is_empty() {
+            return book.title.to_lowercase();
+        }
+        let start = rng.below(words.len() as u64) as usize;
+        let n = if rng.below(2) == 0 { 1 } else { 2 };
+        words[start..(start + n).min(words.len())].join(" ")
+    }
+
+    /// Does `step` (or what it must become for this shopper) and reports how it went.
+    pub async fn perform(&self, step: Step, rng: &mut SplitMix64) -> Done {
+        let i = rng.below(self.accounts.len() as u64) as usize;
+        match step {
+            Step::Home => self.get(step, "/".into(), None, rng).await.0,
+            Step::Browse => {
+                let state = self.account(i).browse.clone();
+                let (path, depth) = match state {
+                    Some((token, depth)) if depth < 5 => (
+                        format!("/api/v1/books?page_size=20&page_token={}", encode(&token)),
+                        depth + 1,
+                    ),
+                    _ => ("/api/v1/books?page_size=20".to_owned(), 1),
+                };
+                let (done, body) = self.get(step, path, None, rng).await;
+                if let Some(v) = body {
+                    self.account(i).browse = v
+                        .get("next_page_token")
+                        .and_then(Value::as_str)
+                        .map(|t| (t.to_owned(), depth));
+                }
+                done
+            }
+            Step::Search => {
+                let state = self.account(i).search.clone();
+                let (words, token) = match state {
+                    Some((q, t)) if rng.below(3) == 0 => (q, Some(t)),
+                    _ => (self.search_words(rng), None),
+                };
+                let mut path = format!("/api/v1/books/search?q={}&page_size=10", encode(&words));
+                if let Some(t) = &token {
+                    path.push_str(&format!("&page_token={}", encode(t)));
+                }
+                let (done, body) = self.get(step, path, None, rng).await;
+                if let Some(v) = body {
+                    self.account(i).search = v
+                        .get("next_page_token")
+                        .and_then(Value::as_str)
+                        .map(|t| (words, t.to_owned()));
+                }
+                done
+            }
+            Step::BookPage => {
+                let id = self.popular_book(rng);
+                self.get(step, format!("/books/{id}"), None, rng).await.0
+            }
+            Step::BookApi => {
+                let id = self.popular_book(rng);
+                self.get(step, format!("/api/v1/books/{id}"), None, rng)
+                    .await
+                    .0
+            }
+            Step::Similar => {
+                let id = self.popular_book(rng);
+                self.get(
+                    step,
+                    format!("/api/v1/books/{id}/similar?page_size=10"),
+                    None,
+                    rng,
+                )
+                .await
+                .0
+            }
+            Step::Popular => {
+                self.get(
+                    step,
+                    "/api/v1/recommendations/popular?page_size=10".into(),
+                    None,
+                    rng,
+                )
+                .await
+                .0
+            }
+            Step::Signup => {
+                // A pool account that does not exist yet; when every one does, a returning
+                // shopper signs in instead.
+                let n = self.accounts.len();
+                match (0..n)
+                    .map(|k| (i + k) % n)
+                    .find(|&j| !self.account(j).exists)
+                {
+                    Some(j) => self.sign_up(j, rng).await,
+                    None => self.sign_in(i, rng).await,
+                }
+            }
+            Step::Signin => {
+                if self.account(i).exists {
+                    self.sign_in(i, rng).await
+                } else {
+                    self.sign_up(i, rng).await
+                }
+            }
+            Step::Rate | Step::ForYou => {
+                let (exists, token) = {
+                    let a = self.account(i);
+                    let token = a
+                        .token
+                        .as_ref()
+                        .filter(|(_, until)| Instant::now() < *until)
+                        .map(|(t, _)| t.clone());
+                    (a.exists, token)
+                };
+                let Some(token) = token else {
+                    return if exists {
+                        self.sign_in(i, rng).await
+                    } else {
+                        self.sign_up(i, rng).await
+                    };
+                };
+                let done = if step == Step::Rate {
+                    let ratings = self.readers.ratings_of(i as u32 % self.readers.users());
+                    let next = {
+                        let mut a = self.account(i);
+                        a.next_rating += 1;
+                        a.next_rating - 1
+                    };
+                    let r = &ratings[next % ratings.len().max(1)];
+                    let req = self
+                        .client
+                        .put(format!("{}/api/v1/me/ratings/{}", self.base, r.book_id))
+                        .bearer_auth(&token)
+                        .json(&json!({ "stars": r.stars }));
+                    self.exchange(step, req, rng).await.0
+                } else {
+                    self.get(
+                        step,
+                        "/api/v1/me/recommendations?page_size=10".into(),
+                        Some(&token),
+                        rng,
+                    )
+                    .await
+                    .0
+                };
+                if done.outcome.status() == Some(401) {
+                    self.account(i).token = None;
+                }
+                done
+            }
+            Step::Feed => self.feed(rng).await,
+        }
+    }
+
+    async fn sign_up(&self, i: usize, rng: &mut SplitMix64) -> Done {
+        let req = self
+            .client
+            .post(format!("{}/api/v1/users", self.base))
+            .json(&json!({
+                "email": self.email(i),
+                "display_name": format!("Shopper {i}"),
+                "password": self.password(i),
+            }));
+        let (done, _) = self.exchange(Step::Signup, req, rng).await;
+        if matches!(done.outcome.status(), Some(201 | 409)) {
+            self.account(i).exists = true;
+        }
+        done
+    }
+
+    async fn sign_in(&self, i: usize, rng: &mut SplitMix64) -> Done {
+        let req = self
+            .client
+            .post(format!("{}/api/v1/sessions", self.base))
+            .json(&json!({ "email": self.email(i), "password": self.password(i) }));
+        let (done, body) = self.exchange(Step::Signin, req, rng).await;
+        if let Some(v) = body
+            && let Some(token) = v.get("access_token").and_then(Value::as_str)
+        {
+            let ttl = v.get("expires_in").and_then(Value::as_i64).unwrap_or(300);
+            // Signed in again a minute before the token expires (or halfway, for short ones).
+            let ttl = Duration::from_secs(ttl.max(2) as u64);
+            let until = Instant::now() + ttl.saturating_sub(Duration::from_secs(60)).max(ttl / 2);
+            self.account(i).token = Some((token.to_owned(), until));
+        }
+        done
+    }
+
+    async fn get(
+        &self,
+        step: Step,
+        path: String,
+        token: Option<&str>,
+        rng: &mut SplitMix64,
+    ) -> (Done, Option<Value>) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.exchange(step, req, rng).await
+    }
+
+    fn classify_error(&self, e: &reqwest::Error) -> Outcome {
+        if e.is_timeout() {
+            Outcome::Timeout {
+                expected: self.expect.transport,
+            }
+        } else {
+            Outcome::Transport {
+                expected: self.expect.transport,
+            }
+        }
+    }
+
+    fn classify_status(&self, step: Step, status: u16) -> Outcome {
+        if status < 400 {
+            Outcome::Ok(status)
+        } else {
+            Outcome::Status {
+                status,
+                expected: self.expect.status(step, status),
+            }
+        }
+    }
+
+    /// Sends one request with a fresh traceparent and reads the whole answer; a 2xx JSON body
+    /// comes back parsed.
+    async fn exchange(
+        &self,
+        step: Step,
+        req: reqwest::RequestBuilder,
+        rng: &mut SplitMix64,
+    ) -> (Done, Option<Value>) {
+        let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
+        let (tp, trace_id) = traceparent(rng, sampled);
+        let sent = req
+            .header("traceparent", tp)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let (outcome, detail, body) = match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                match resp.bytes().await {
+                    Ok(bytes) => {
+                        let outcome = self.classify_status(step, status);
+                        let detail = if status >= 400 {
+                            detail_of(&bytes)
+                        } else {
+                            String::new()
+                        };
+                        let body = (status < 300)
+                            .then(|| serde_json::from_slice::<Value>(&bytes).ok())
+                            .flatten();
+                        (outcome, detail, body)
+                    }
+                    Err(e) => (self.classify_error(&e), error_text(&e), None),
+                }
+            }
+            Err(e) => (self.classify_error(&e), error_text(&e), None),
+        };
+        (
+            Done {
+                step,
+                outcome,
+                answered: Instant::now(),
+                trace_id,
+                detail,
+                feed_events: 0,
+            },
+            body,
+        )
+    }
+
+    /// Opens the live feed, reads it for `feed_time`, closes it. Its latency is the time to the
+    /// response's headers; the rating events read are counted.
+    async fn feed(&self, rng: &mut SplitMix64) -> Done {
+        let step = Step::Feed;
+        let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
+        let (tp, trace_id) = traceparent(rng, sampled);
+        let opened = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .get(format!("{}/api/v1/ratings/stream", self.base))
+                .header("accept", "text/event-stream")
+                .header("traceparent", tp)
+                .send(),
+        )
+        .await;
+        let mut done = Done {
+            step,
+            outcome: Outcome::Timeout {
+                expected: self.expect.transport,
+            },
+            answered: Instant::now(),
+            trace_id,
+            detail: format!("the feed did not open within {:?}", self.timeout),
+            feed_events: 0,
+        };
+        let resp = match opened {
+            Err(_) => return done,
+            Ok(Err(e)) => {
+                done.outcome = self.classify_error(&e);
+                done.detail = error_text(&e);
+                return done;
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        done.answered = Instant::now();
+        let status = resp.status().as_u16();
+        done.outcome = self.classify_status(step, status);
+        done.detail.clear();
+        if status >= 300 {
+            let body = tokio::time::timeout(self.timeout, resp.bytes()).await;
+            done.detail = match body {
+                Ok(Ok(b)) => detail_of(&b),
+                _ => String::new(),
+            };
+            return done;
+        }
+        let mut stream = resp.bytes_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let until = tokio::time::Instant::now() + self.feed_time;
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(until, stream.next()).await {
+            pending.extend_from_slice(&chunk);
+            while let Some(n) = pending.iter().position(|&b| b == b'\n') {
+                if pending[..n].trim_ascii() == b"event: rating" {
+                    done.feed_events += 1;
+                }
+                pending.drain(..=n);
+            }
+            // A line longer than any event is not an event line; bound the buffer.
+            if pending.len() > 64 * 1024 {
+                pending.clear();
+            }
+        }
+        done
+    }
+}
+
+/// The error and its causes in one line.
+fn error_text(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_w3c_shaped() {
+        let mut r = SplitMix64::new(3);
+        let (tp, id) = traceparent(&mut r, true);
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0], "00");
+        assert_eq!(parts[1], id);
+        assert_eq!(parts[1].len(), 32);
+        assert_eq!(parts[2].len(), 16);
+        assert_eq!(parts[3], "01");
+        assert_ne!(parts[1], "0".repeat(32));
+        assert!(traceparent(&mut r, false).0.ends_with("-00"));
+    }
+
+    #[test]
+    fn encoding_and_details() {
+        assert_eq!(encode("the hobbit&x=1"), "the%20hobbit%26x%3D1");
+        assert_eq!(
+            detail_of(
+                br#"{"type":"about:blank","detail":"the recommendations service is unavailable"}"#
+            ),
+            "the recommendations service is unavailable"
+        );
+        assert_eq!(detail_of(b"plain"), "plain");
+    }
+
+    #[test]
+    fn search_words_come_from_popular_books() {
+        let shop = Shop::new(ShopConfig {
+            target: "http://127.0.0.1:1".into(),
+            timeout: Duration::from_secs(1),
+            feed_time: Duration::from_secs(1),
+            accounts: 3,
+            account_prefix: "t".into(),
+            trace_sample_ratio: 1.0,
+            expect: Expectations::default(),
+        })
+        .unwrap();
+        let mut r = SplitMix64::new(1);
+        for _ in 0..50 {
+            let w = shop.search_words(&mut r);
+            assert!(!w.is_empty() && w.len() < 100, "{w:?}");
+        }
+    }
+}
