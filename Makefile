@@ -89,6 +89,21 @@ bench-recommendations: ## Recommendations over 1,000,000 synthetic ratings: RSS,
 	$(CARGO) build --release -p recommendations --bin recommendations
 	$(CARGO) bench -p recommendations --bench scale -- --ratings $${RATINGS:-1000000} --users $${USERS:-50000}
 
+# --- Load and seed data: loadgen against the `make run` suite (or LOAD_TARGET, e.g. a cluster) ---
+LOAD_TARGET ?= http://127.0.0.1:8080
+LOAD_ARGS ?=
+SEED_ARGS ?= --users 200 --seed 1
+
+.PHONY: load
+load: ## Shoppers against the `make run` suite: 20 req/s for 60 s, summary at the end (LOAD_ARGS="--rate 50 --duration 5m"; metrics on :9094)
+	$(CARGO) build --release -p loadgen --bin loadgen
+	LOADGEN_METRICS_ADDR=$${LOADGEN_METRICS_ADDR:-127.0.0.1:9094} target/release/loadgen --target $(LOAD_TARGET) $(LOAD_ARGS)
+
+.PHONY: seed
+seed: ## Users and ratings through the public API, by the catalog's popularity (SEED_ARGS="--users 200 --seed 1"; idempotent)
+	$(CARGO) build --release -p loadgen --bin loadgen
+	target/release/loadgen seed --target $(LOAD_TARGET) $(SEED_ARGS)
+
 # --- Observability: Prometheus, Grafana and Jaeger beside the `make run` suite -----------------
 OBS_DIR := k8s/observability
 PROMETHEUS_PORT ?= 9095
