@@ -57,6 +57,24 @@ test: ## fmt, clippy, every test (unit, per-service, suite, traces, dashboards),
 	  echo "SKIPPED: the deployment checks (make k8s-verify k8s-containers) need kubectl, docker, debootstrap,"; \
 	  echo "         PostgreSQL and the Python tools of k8s/tests/requirements.txt; .ci/run installs them all."; \
 	fi
+	@$(MAKE) --no-print-directory api-contract-or-skip
+
+SCHEMATHESIS ?= schemathesis
+API_CONTRACT_EXAMPLES ?= 30
+
+.PHONY: api-contract
+api-contract: ## The REST contract: the suite started, schemathesis --checks all on /api/v1/openapi.json, anonymous and with a token
+	$(CARGO) build --bins
+	SCHEMATHESIS=$(SCHEMATHESIS) MAX_EXAMPLES=$(API_CONTRACT_EXAMPLES) gateway/tests/contract/run.sh
+
+.PHONY: api-contract-or-skip
+api-contract-or-skip:
+	@if [ -n "$${BOOKSTORE_REQUIRE_DEPLOY_CHECKS:-}" ] || command -v $(SCHEMATHESIS) >/dev/null; then \
+	  $(MAKE) --no-print-directory api-contract; \
+	else \
+	  echo "SKIPPED: the API contract check (make api-contract) needs schemathesis (k8s/tests/requirements.txt;"; \
+	  echo "         .ci/run installs it)."; \
+	fi
 
 .PHONY: deploy-tools-present
 deploy-tools-present:

@@ -346,7 +346,24 @@ pub struct Session {
 #[serde(deny_unknown_fields)]
 pub struct RateBook {
     /// 1..=5.
+    #[serde(deserialize_with = "integer")]
     pub stars: i32,
+}
+
+/// An `i32` written as any JSON number with an integral value (`3` or `3.0`): JSON Schema's
+/// `integer` is a mathematical integer, and clients that only have floats send `3.0`.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return i32::try_from(i).map_err(|_| D::Error::custom(format!("{i} is out of range")));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) => {
+            Ok(f as i32)
+        }
+        _ => Err(D::Error::custom(format!("expected an integer, got {n}"))),
+    }
 }
 
 impl Validate for RateBook {
