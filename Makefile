@@ -96,11 +96,13 @@ clean: ## Remove build output and local databases
 	rm -rf $(RUN_DIR)
 
 .PHONY: bench
-bench: bench-overhead bench-recommendations ## Every benchmark: CPU per request side by side, recommendations at 1M ratings
+bench: bench-outside bench-recommendations ## Every benchmark: the suite from outside beside a bare floor; recommendations at 1M ratings
 
-.PHONY: bench-overhead
-bench-overhead: ## CPU per request side by side: bare axum, direct gRPC, the gateway; metrics layer with/without
-	$(CARGO) bench -p gateway --bench overhead
+.PHONY: bench-outside
+bench-outside: ## Release processes under wrk/h2load, CPU from /proc, beside a bare axum -> tonic pair (report: target/bench/outside.md)
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || { echo "make bench needs wrk and h2load: apt-get install wrk nghttp2-client" >&2; exit 1; }
+	$(CARGO) build --release --bins --examples
+	$(CARGO) bench -p gateway --bench outside -- $(BENCH_ARGS)
 
 .PHONY: bench-recommendations
 bench-recommendations: ## Recommendations over 1,000,000 synthetic ratings: RSS, exec->SERVING, p50/p99 (report in target/bench/)

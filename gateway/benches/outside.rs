@@ -1,0 +1,724 @@
+//! `make bench`: the suite measured from outside, as a user would, against a bare floor built in
+//! the same run.
+//!
+//! - Every server is a release binary running as its own process; the load comes from `wrk`
+//!   (HTTP) and `h2load` (gRPC over HTTP/2), Debian's tools, in their own processes.
+//! - CPU is read from `/proc/<pid>/stat` (user + system time, dead threads included) of the exact
+//!   server processes of the stack under load, before and after each run: CPU per request.
+//! - The floor: `bare_gateway` (axum, one handler) → `bare_marketplace` (tonic, one handler), the
+//!   same catalog and JSON, nothing else (`gateway/examples`, `marketplace/examples`).
+//! - Every stack is started once and kept running; runs alternate between stacks, round after
+//!   round, so drift on the machine hits them all alike. Medians with min-max over the rounds.
+//!
+//! Writes `target/bench/outside.md`. Needs `cargo build --release --bins --examples` first
+//! (`make bench` does).
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    io::Write as _,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(about = "The suite's CPU, latency and memory measured from outside, beside a bare floor")]
+struct Args {
+    /// Rounds of alternating runs.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 4)]
+    seconds: u64,
+    /// Concurrent connections of the load tool.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Starts measured for exec -> SERVING.
+    #[arg(long, default_value_t = 7)]
+    starts: usize,
+    /// Where the binaries are (default: beside this bench's own executable, target/release).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Report file (default: target/bench/outside.md).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+const TOKEN_SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
+
+/// One server process of a stack.
+struct Proc {
+    name: String,
+    child: Child,
+    admin: Option<u16>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// CPU time (user + system) of a process in seconds, threads that ended included.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime is field 14, stime 15 (1-based); `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn spawn(
+    bin: &Path,
+    name: &str,
+    args: &[String],
+    env: &[(&str, String)],
+    admin: Option<u16>,
+) -> Proc {
+    let child = Command::new(bin)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "starting {}: {e} (run `cargo build --release --bins --examples`)",
+                bin.display()
+            )
+        });
+    Proc {
+        name: name.to_owned(),
+        child,
+        admin,
+    }
+}
+
+/// Waits until `url` answers 2xx (bounded); the time it took.
+fn wait_http(url: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if http_ok(url) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{url} not ready within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the bench has no HTTP client of its own to keep it out of the way).
+fn http_ok(url: &str) -> bool {
+    use std::io::Read;
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf[9] == b'2'
+}
+
+/// One stack of processes and where to send load.
+struct Stack {
+    name: &'static str,
+    procs: Vec<Proc>,
+    http: u16,
+}
+
+impl Stack {
+    fn pids(&self, names: &[&str]) -> Vec<u32> {
+        self.procs
+            .iter()
+            .filter(|p| names.is_empty() || names.contains(&p.name.as_str()))
+            .map(Proc::pid)
+            .collect()
+    }
+}
+
+fn bare(bins: &Path) -> Stack {
+    let (g, m) = (free_port(), free_port());
+    let market = spawn(
+        &bins.join("examples/bare_marketplace"),
+        "marketplace",
+        &[format!("127.0.0.1:{m}")],
+        &[],
+        None,
+    );
+    let gateway = spawn(
+        &bins.join("examples/bare_gateway"),
+        "gateway",
+        &[format!("127.0.0.1:{g}"), format!("http://127.0.0.1:{m}")],
+        &[],
+        None,
+    );
+    wait_http(
+        &format!("http://127.0.0.1:{g}/api/v1/books/1"),
+        Duration::from_secs(30),
+    );
+    Stack {
+        name: "bare axum → bare tonic",
+        procs: vec![market, gateway],
+        http: g,
+    }
+}
+
+fn suite(bins: &Path, name: &'static str, extra: &[(&'static str, String)], dir: &Path) -> Stack {
+    let p: Vec<u16> = (0..8).map(|_| free_port()).collect();
+    let a = |port: u16| format!("127.0.0.1:{port}");
+    let mut common: Vec<(&str, String)> =
+        vec![("LOG_FORMAT", "json".into()), ("RUST_LOG", "info".into())];
+    common.extend(extra.iter().cloned());
+    let with = |mut v: Vec<(&'static str, String)>| {
+        let mut c = common.clone();
+        c.append(&mut v);
+        c
+    };
+    let tag = name
+        .split_whitespace()
+        .last()
+        .unwrap_or("suite")
+        .replace(|c: char| !c.is_alphanumeric(), "");
+    let db = |svc: &str| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.join(format!("{tag}-{svc}-{}.db", p[0])).display()
+        )
+    };
+    let procs = vec![
+        spawn(
+            &bins.join("marketplace"),
+            "marketplace",
+            &[],
+            &with(vec![("GRPC_ADDR", a(p[0])), ("ADMIN_ADDR", a(p[1]))]),
+            Some(p[1]),
+        ),
+        spawn(
+            &bins.join("recommendations"),
+            "recommendations",
+            &[],
+            &with(vec![
+                ("GRPC_ADDR", a(p[2])),
+                ("ADMIN_ADDR", a(p[3])),
+                ("DATABASE_URL", db("recommendations")),
+                ("TOKEN_SECRET", TOKEN_SECRET.into()),
+            ]),
+            Some(p[3]),
+        ),
+        spawn(
+            &bins.join("users"),
+            "users",
+            &[],
+            &with(vec![
+                ("GRPC_ADDR", a(p[4])),
+                ("ADMIN_ADDR", a(p[5])),
+                ("DATABASE_URL", db("users")),
+                ("TOKEN_SECRET", TOKEN_SECRET.into()),
+            ]),
+            Some(p[5]),
+        ),
+        spawn(
+            &bins.join("gateway"),
+            "gateway",
+            &[],
+            &with(vec![
+                ("HTTP_ADDR", a(p[6])),
+                ("ADMIN_ADDR", a(p[7])),
+                ("MARKETPLACE_URL", format!("http://{}", a(p[0]))),
+                ("RECOMMENDATIONS_URL", format!("http://{}", a(p[2]))),
+                ("USERS_URL", format!("http://{}", a(p[4]))),
+            ]),
+            Some(p[7]),
+        ),
+    ];
+    for pr in &procs {
+        wait_http(
+            &format!("http://127.0.0.1:{}/readyz", pr.admin.unwrap_or(0)),
+            Duration::from_secs(60),
+        );
+    }
+    wait_http(
+        &format!("http://127.0.0.1:{}/api/v1/books/1", p[6]),
+        Duration::from_secs(30),
+    );
+    Stack {
+        name,
+        procs,
+        http: p[6],
+    }
+}
+
+/// What a load run saw.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    requests: f64,
+    rps: f64,
+    cpu_us: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn parse_latency(v: &str) -> f64 {
+    let v = v.trim();
+    let (num, mult) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().unwrap_or(f64::NAN) * mult
+}
+
+/// Runs wrk against `url` (a Lua script picking a random book when `random_book`), measuring
+/// the CPU of `pids`.
+fn wrk(args: &Args, url: &str, random_book: bool, pids: &[u32], dir: &Path) -> Run {
+    let script = dir.join("random-book.lua");
+    std::fs::write(
+        &script,
+        "math.randomseed(42)\nrequest = function()\n  return wrk.format(\"GET\", \"/api/v1/books/\" .. math.random(1, 10000))\nend\n",
+    )
+    .expect("lua script");
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{}", args.connections),
+        &format!("-d{}s", args.seconds),
+        "--latency",
+    ]);
+    if random_book {
+        cmd.arg("-s").arg(&script);
+    }
+    cmd.arg(url);
+    measure(cmd, pids, |out| {
+        let mut run = Run::default();
+        for line in out.lines() {
+            let l = line.trim();
+            if let Some(v) = l.strip_prefix("Requests/sec:") {
+                run.rps = v.trim().parse().unwrap_or(0.0);
+            } else if l.contains(" requests in ") {
+                run.requests = l
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0.0);
+            } else if let Some(v) = l.strip_prefix("50%") {
+                run.p50_ms = parse_latency(v);
+            } else if let Some(v) = l.strip_prefix("99%") {
+                run.p99_ms = parse_latency(v);
+            } else if l.starts_with("Non-2xx") {
+                panic!("wrk saw errors against {url}: {l}");
+            }
+        }
+        run
+    })
+}
+
+/// Runs h2load with a unary gRPC GetBook against `addr`, measuring the CPU of `pids`.
+fn h2load_get_book(args: &Args, addr: &str, pids: &[u32], dir: &Path) -> Run {
+    // A gRPC frame: not compressed, 2 bytes, GetBookRequest { id: 1 } (field 1, varint 1).
+    let body = dir.join("get-book.bin");
+    std::fs::write(&body, [0u8, 0, 0, 0, 2, 0x08, 0x01]).expect("body");
+    let mut cmd = Command::new("h2load");
+    cmd.args([
+        "-D",
+        &args.seconds.to_string(),
+        "-c",
+        &args.connections.to_string(),
+        "-m",
+        "8",
+        "-t",
+        "2",
+        "-d",
+    ])
+    .arg(&body)
+    .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+    .arg(format!(
+        "http://{addr}/bookstore.marketplace.v1.MarketplaceService/GetBook"
+    ));
+    measure(cmd, pids, |out| {
+        let mut run = Run::default();
+        for line in out.lines() {
+            let l = line.trim();
+            if let Some(v) = l.strip_prefix("requests:") {
+                // "requests: N total, N started, N done, N succeeded, ..."
+                let f: Vec<&str> = v.split_whitespace().collect();
+                run.requests = f.get(6).and_then(|n| n.parse().ok()).unwrap_or(0.0);
+            } else if let Some(v) = l.strip_prefix("finished in") {
+                // "finished in 4.00s, 12345.67 req/s, ..."
+                run.rps = v
+                    .split(',')
+                    .nth(1)
+                    .and_then(|x| x.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0.0);
+            } else if let Some(v) = l.strip_prefix("time for request:") {
+                let f: Vec<&str> = v.split_whitespace().collect();
+                run.p50_ms = f.get(2).map_or(f64::NAN, |x| parse_latency(x)); // mean
+            }
+        }
+        run
+    })
+}
+
+fn measure(mut cmd: Command, pids: &[u32], parse: impl Fn(&str) -> Run) -> Run {
+    let before: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+    let out = cmd
+        .output()
+        .expect("the load tool (apt-get install wrk nghttp2-client)");
+    let after: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "load tool failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut run = parse(&text);
+    assert!(run.requests > 0.0, "no requests counted:\n{text}");
+    run.cpu_us = (after - before) * 1e6 / run.requests;
+    run
+}
+
+fn median_min_max(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (med, v[0], v[n - 1])
+}
+
+fn main() {
+    let args = Args::parse();
+    // target/release/deps/outside-<hash> -> target/release
+    let release = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("target/release"));
+    let bins = args.bin_dir.clone().unwrap_or(release.clone());
+    let dir = release
+        .parent()
+        .map_or_else(|| PathBuf::from("target/bench"), |t| t.join("bench"));
+    let out = args.out.clone().unwrap_or_else(|| dir.join("outside.md"));
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    for b in [
+        "marketplace",
+        "recommendations",
+        "users",
+        "gateway",
+        "examples/bare_marketplace",
+        "examples/bare_gateway",
+    ] {
+        assert!(
+            bins.join(b).exists(),
+            "{} is missing: run `cargo build --release --bins --examples` (make bench does)",
+            bins.join(b).display()
+        );
+    }
+    let mut report = String::new();
+    let _ = writeln!(report, "# Bookstore from outside\n");
+    let _ = writeln!(
+        report,
+        "`make bench`, {} rounds of alternating {}-second runs, {} connections; CPU = user + system time of the stack's server processes from /proc per request; medians (min-max).\n",
+        args.rounds, args.seconds, args.connections
+    );
+
+    // Start-up and idle memory first, on a quiet machine.
+    let mut starts: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut idle: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 0..args.starts {
+        let s = suite(&bins, "suite", &[], &dir);
+        for p in &s.procs {
+            idle.entry(leak(&p.name))
+                .or_default()
+                .push(rss_mib(p.pid()));
+        }
+        drop(s);
+        for (svc, flag) in [
+            ("marketplace", "GRPC_ADDR"),
+            ("recommendations", "GRPC_ADDR"),
+            ("users", "GRPC_ADDR"),
+        ] {
+            let (g, a) = (free_port(), free_port());
+            let started = Instant::now();
+            let mut env: Vec<(&str, String)> = vec![
+                (flag, format!("127.0.0.1:{g}")),
+                ("ADMIN_ADDR", format!("127.0.0.1:{a}")),
+                ("TOKEN_SECRET", TOKEN_SECRET.into()),
+            ];
+            if svc != "marketplace" {
+                env.push((
+                    "DATABASE_URL",
+                    format!(
+                        "sqlite://{}?mode=rwc",
+                        dir.join(format!("start-{svc}-{g}.db")).display()
+                    ),
+                ));
+            }
+            let p = spawn(&bins.join(svc), svc, &[], &env, Some(a));
+            let took = started.elapsed()
+                + wait_http(
+                    &format!("http://127.0.0.1:{a}/readyz"),
+                    Duration::from_secs(30),
+                );
+            starts
+                .entry(svc)
+                .or_default()
+                .push(took.as_secs_f64() * 1000.0);
+            drop(p);
+        }
+    }
+    let _ = writeln!(
+        report,
+        "## Start-up and idle memory ({} starts)\n",
+        args.starts
+    );
+    let _ = writeln!(
+        report,
+        "| process | exec → SERVING (ms) | target | idle RSS (MiB) | target |\n| --- | --- | --- | --- | --- |"
+    );
+    for name in ["marketplace", "recommendations", "users", "gateway"] {
+        let (rm, rl, rh) = median_min_max(idle.get(name).cloned().unwrap_or_default());
+        let rss_target = if name == "marketplace" { 24.0 } else { 16.0 };
+        let start = starts.get(name).map(|v| median_min_max(v.clone()));
+        let start_cell = start.map_or(
+            "(the gateway is ready when it listens)".to_owned(),
+            |(m, l, h)| format!("{m:.1} ({l:.1}-{h:.1})"),
+        );
+        let start_verdict = start.map_or("".to_owned(), |(m, _, _)| verdict(m <= 50.0, m / 50.0));
+        let _ = writeln!(
+            report,
+            "| {name} | {start_cell} | ≤ 50 {start_verdict} | {rm:.1} ({rl:.1}-{rh:.1}) | ≤ {rss_target:.0} {} |",
+            verdict(rm <= rss_target, rm / rss_target)
+        );
+    }
+    println!("{report}");
+
+    // Load: every stack up at once, runs alternating.
+    let bare = bare(&bins);
+    let prod = suite(&bins, "suite, JSON access logs (as deployed)", &[], &dir);
+    let quiet = suite(
+        &bins,
+        "suite, RUST_LOG=warn (access logs off)",
+        &[("RUST_LOG", "warn".into())],
+        &dir,
+    );
+    let bare_grpc = format!("127.0.0.1:{}", free_port());
+    let bare_tonic = spawn(
+        &bins.join("examples/bare_marketplace"),
+        "marketplace",
+        &[bare_grpc.clone()],
+        &[],
+        None,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let prod_grpc = prod_grpc_addr(&prod);
+
+    type Scenario<'a> = (&'static str, &'a str, Box<dyn Fn() -> Run + 'a>);
+    let book = |s: &Stack| format!("http://127.0.0.1:{}/api/v1/books/1", s.http);
+    let scenarios: Vec<Scenario> = vec![
+        (
+            "GET /api/v1/books/{id}",
+            bare.name,
+            Box::new(|| wrk(&args, &book(&bare), true, &bare.pids(&[]), &dir)),
+        ),
+        (
+            "GET /api/v1/books/{id}",
+            prod.name,
+            Box::new(|| {
+                wrk(
+                    &args,
+                    &book(&prod),
+                    true,
+                    &prod.pids(&["gateway", "marketplace"]),
+                    &dir,
+                )
+            }),
+        ),
+        (
+            "GET /api/v1/books/{id}",
+            quiet.name,
+            Box::new(|| {
+                wrk(
+                    &args,
+                    &book(&quiet),
+                    true,
+                    &quiet.pids(&["gateway", "marketplace"]),
+                    &dir,
+                )
+            }),
+        ),
+        (
+            "GET / (home page)",
+            prod.name,
+            Box::new(|| {
+                wrk(
+                    &args,
+                    &format!("http://127.0.0.1:{}/", prod.http),
+                    false,
+                    &prod.pids(&["gateway", "marketplace", "recommendations"]),
+                    &dir,
+                )
+            }),
+        ),
+        (
+            "gRPC GetBook",
+            "bare tonic",
+            Box::new(|| h2load_get_book(&args, &bare_grpc, &[bare_tonic.pid()], &dir)),
+        ),
+        (
+            "gRPC GetBook",
+            "marketplace (as deployed)",
+            Box::new(|| h2load_get_book(&args, &prod_grpc, &prod.pids(&["marketplace"]), &dir)),
+        ),
+    ];
+    let mut results: Vec<Vec<Run>> = vec![Vec::new(); scenarios.len()];
+    for round in 0..args.rounds {
+        for (i, (what, stack, run)) in scenarios.iter().enumerate() {
+            let r = run();
+            eprintln!(
+                "round {}: {what} on {stack}: {:.1} µs CPU/request, {:.0} req/s",
+                round + 1,
+                r.cpu_us,
+                r.rps
+            );
+            results[i].push(r);
+        }
+    }
+    let stat = |i: usize, f: fn(&Run) -> f64| median_min_max(results[i].iter().map(f).collect());
+    let _ = writeln!(report, "## CPU per request and throughput\n");
+    let _ = writeln!(
+        report,
+        "| request | stack | CPU µs / request | requests/s | p50 / p99 (ms, closed loop) |\n| --- | --- | --- | --- | --- |"
+    );
+    for (i, (what, stack, _)) in scenarios.iter().enumerate() {
+        let (c, cl, ch) = stat(i, |r| r.cpu_us);
+        let (q, ql, qh) = stat(i, |r| r.rps);
+        let (p50, _, _) = stat(i, |r| r.p50_ms);
+        let (p99, _, _) = stat(i, |r| r.p99_ms);
+        let _ = writeln!(
+            report,
+            "| {what} | {stack} | {c:.1} ({cl:.1}-{ch:.1}) | {q:.0} ({ql:.0}-{qh:.0}) | {p50:.2} / {p99:.2} |"
+        );
+    }
+    // Ratios per round (same round, alternating), then their median and range.
+    let ratio = |a: usize, b: usize| {
+        median_min_max(
+            results[a]
+                .iter()
+                .zip(&results[b])
+                .map(|(x, y)| x.cpu_us / y.cpu_us)
+                .collect(),
+        )
+    };
+    let _ = writeln!(
+        report,
+        "\n## Targets (ratios of CPU per request, per round)\n"
+    );
+    let _ = writeln!(
+        report,
+        "| what | ratio | target | |\n| --- | --- | --- | --- |"
+    );
+    for (what, a, b, target) in [
+        ("GET one book, as deployed ÷ bare pair", 1, 0, 1.5),
+        ("GET one book, access logs off ÷ bare pair", 2, 0, 1.25),
+        ("home page ÷ bare pair's GET", 3, 0, 3.0),
+        ("direct GetBook ÷ bare tonic", 5, 4, 1.5),
+        ("access logging (as deployed ÷ logs off)", 1, 2, 1.10),
+    ] {
+        let (m, l, h) = ratio(a, b);
+        let _ = writeln!(
+            report,
+            "| {what} | {m:.2} ({l:.2}-{h:.2}) | ≤ {target} | {} |",
+            verdict(m <= target, m / target)
+        );
+    }
+    drop(scenarios);
+    drop((bare, prod, quiet, bare_tonic));
+    println!("{report}");
+    std::fs::create_dir_all(out.parent().unwrap_or(Path::new("."))).expect("report dir");
+    std::fs::File::create(&out)
+        .and_then(|mut f| f.write_all(report.as_bytes()))
+        .expect("write the report");
+    eprintln!("report written to {}", out.display());
+}
+
+fn verdict(met: bool, ratio_to_target: f64) -> String {
+    if met {
+        "met".to_owned()
+    } else {
+        format!("**missed by {:.0}%**", (ratio_to_target - 1.0) * 100.0)
+    }
+}
+
+fn leak(s: &str) -> &'static str {
+    match s {
+        "marketplace" => "marketplace",
+        "recommendations" => "recommendations",
+        "users" => "users",
+        _ => "gateway",
+    }
+}
+
+/// The marketplace gRPC address of a suite stack (its first port, see `suite`).
+fn prod_grpc_addr(s: &Stack) -> String {
+    let pid = s.pids(&["marketplace"])[0];
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    environ
+        .split(|&b| b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("GRPC_ADDR="))
+        .map(str::to_owned)
+        .expect("GRPC_ADDR of the marketplace")
+}
