@@ -23,6 +23,7 @@ use crate::{
     AppState,
     contract::{self, Validate},
     error::{self, ApiError, Problem},
+    rate_limit::ClientIp,
     upstream::{Bearer, Deadline},
 };
 
@@ -663,12 +664,17 @@ pub async fn my_recommendations(
 
 /// Creates an account.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
-    responses((status = 201, body = User), (status = 400, body = Problem), (status = 409, body = Problem),
-              (status = 413, body = Problem), (status = 415, body = Problem)))]
+    responses((status = 201, body = User,
+                headers(("Location" = String, description = "The new account: /api/v1/users/{id}"))),
+              (status = 400, body = Problem), (status = 409, body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 429, body = Problem, description = "This client's sign-up budget is spent (AUTH_RATE_PER_MINUTE); retry after Retry-After seconds.")))]
 pub async fn create_user(
     State(s): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<Response, ApiError> {
+    s.auth_attempt(client)?;
     let user = s
         .create_user(body.email, body.display_name, body.password)
         .await?;
@@ -768,13 +774,28 @@ pub async fn delete_user(
 
 /// Signs in: email and password for a bearer token.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "users", request_body = SignIn,
-    responses((status = 201, body = Session), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 201, body = Session), (status = 400, body = Problem),
+              (status = 401, body = Problem, description = "Email or password is incorrect."),
+              (status = 429, body = Problem, description = "This client's sign-in budget is spent (AUTH_RATE_PER_MINUTE); retry after Retry-After seconds.")))]
 pub async fn sign_in(
     State(s): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
+    s.auth_attempt(client)?;
     let session = s.sign_in(body.email, body.password).await?;
     Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// Signs out: the caller's token is refused from now on, by every service.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "The session has ended.")))]
+pub async fn sign_out(
+    State(s): State<AppState>,
+    ApiAuth(auth): ApiAuth,
+) -> Result<StatusCode, ApiError> {
+    s.sign_out(auth.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Lists the caller's ratings, most recent first.
@@ -1026,6 +1047,31 @@ impl AppState {
         Ok(user.into())
     }
 
+    /// Takes one sign-in/sign-up attempt from `client`'s budget (API and forms).
+    pub fn auth_attempt(&self, client: std::net::IpAddr) -> Result<(), ApiError> {
+        self.auth_limit.check(client).map_err(|wait| {
+            ApiError::too_many(
+                "too many sign-in or sign-up attempts from this address; retry later",
+                wait,
+            )
+        })
+    }
+
+    /// Ends the caller's session (shared by the API and the sign-out form).
+    pub async fn sign_out(&self, auth: Option<&Bearer>) -> Result<(), ApiError> {
+        let req = self
+            .deadline()
+            .call(us::SignOutRequest {}, auth)
+            .map_err(error::users)?;
+        self.upstreams
+            .users
+            .clone()
+            .sign_out(req)
+            .await
+            .map_err(error::users)?;
+        Ok(())
+    }
+
     /// Signs in (shared by the API and the sign-in form).
     pub async fn sign_in(&self, email: String, password: String) -> Result<Session, ApiError> {
         let req = self
@@ -1134,7 +1180,7 @@ impl AppState {
     ),
     paths(
         list_books, search_books, get_book, similar_books, popular_books, my_recommendations,
-        create_user, get_user, update_user, delete_user, sign_in, my_ratings, rate_book,
+        create_user, get_user, update_user, delete_user, sign_in, sign_out, my_ratings, rate_book,
         delete_rating, ratings_stream
     ),
     components(schemas(
@@ -1205,6 +1251,7 @@ pub fn router() -> Router<AppState> {
             get(get_user).patch(update_user).delete(delete_user),
         )
         .route("/api/v1/sessions", axum::routing::post(sign_in))
+        .route("/api/v1/sessions/current", axum::routing::delete(sign_out))
         .route("/api/v1/me/ratings", get(my_ratings))
         .route(
             "/api/v1/me/ratings/{book_id}",

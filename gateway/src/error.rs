@@ -34,6 +34,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
     pub grpc_code: Option<Code>,
+    /// `Retry-After` in seconds for 429 and 503 (1 when not given).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -42,7 +44,15 @@ impl ApiError {
             status,
             detail: detail.into(),
             grpc_code: None,
+            retry_after_secs: None,
         }
+    }
+
+    /// Too many attempts from one client; the next is allowed after `wait`.
+    pub fn too_many(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, detail);
+        e.retry_after_secs = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        e
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -75,6 +85,7 @@ impl ApiError {
             status: http,
             detail,
             grpc_code: Some(code),
+            retry_after_secs: None,
         }
     }
 
@@ -133,9 +144,10 @@ impl IntoResponse for ApiError {
             self.status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(self.retry_after_secs.unwrap_or(1)),
+            );
         }
         response
     }

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod error;
 pub mod openapi;
 pub mod pages;
+pub mod rate_limit;
 pub mod upstream;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
@@ -29,7 +30,7 @@ use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
@@ -80,6 +81,17 @@ pub struct Config {
     /// Mark session cookies `Secure` (serve the pages over HTTPS when set).
     #[arg(long, env = "COOKIE_SECURE", default_value_t = false)]
     pub cookie_secure: bool,
+    /// Sign-in and sign-up attempts per client address per minute (API and pages together);
+    /// beyond it, 429 with Retry-After.
+    #[arg(long, env = "AUTH_RATE_PER_MINUTE", default_value_t = 10)]
+    pub auth_rate_per_minute: u32,
+    /// Attempts a client may make at once before the per-minute rate applies.
+    #[arg(long, env = "AUTH_RATE_BURST", default_value_t = 10)]
+    pub auth_rate_burst: u32,
+    /// Take the client's address from the last entry of X-Forwarded-For (set it only behind a
+    /// proxy that appends it; otherwise clients could choose their own address).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
     #[command(flatten)]
     pub serve: ServeArgs,
     #[command(flatten)]
@@ -111,6 +123,32 @@ pub struct AppState {
     /// Live feeds open at once (`STREAM_LIMIT`): each holds an upstream stream, and they are
     /// counted apart from the request concurrency limit, which they would otherwise escape.
     pub streams: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Sign-in and sign-up budget per client.
+    pub auth_limit: std::sync::Arc<rate_limit::AuthLimiter>,
+    /// Whether the client's address comes from X-Forwarded-For.
+    pub trust_forwarded_for: bool,
+}
+
+impl AppState {
+    /// The state `config` describes, over `upstreams`; long-lived responses end when `shutdown`
+    /// turns true.
+    pub fn new(config: &Config, upstreams: Upstreams, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            upstreams,
+            request_timeout: config.serve.request_timeout(),
+            optional_timeout: Duration::from_millis(config.optional_timeout_ms),
+            cookie_secure: config.cookie_secure,
+            shutdown,
+            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                config.serve.stream_limit.max(1),
+            )),
+            auth_limit: std::sync::Arc::new(rate_limit::AuthLimiter::new(
+                config.auth_rate_per_minute,
+                config.auth_rate_burst,
+            )),
+            trust_forwarded_for: config.trust_forwarded_for,
+        }
+    }
 }
 
 /// Why the gateway stopped.
@@ -120,6 +158,34 @@ pub enum Error {
     Upstream(#[from] upstream::BadUpstream),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Request ids: a random per-process prefix and a counter (`3f9a1c0e2b7d4a55-42`), unique without
+/// a system call for randomness on every request (as a v4 UUID per request would need).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut b = [0u8; 8];
+        let _ = getrandom::getrandom(&mut b);
+        Self {
+            prefix: format!("{:016x}", u64::from_le_bytes(b)).into(),
+            next: Default::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        http::HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 async fn overloaded(shed: prometheus::IntCounter, err: tower::BoxError) -> Response {
@@ -153,7 +219,7 @@ fn http_span(req: &Request) -> tracing::Span {
         .map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!(
         "http.server",
-        otel.name = %format!("{} {}", req.method(), route),
+        otel.name = %format_args!("{} {}", req.method(), route),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %req.method(),
@@ -201,7 +267,7 @@ pub fn with_middleware(
         .set(config.serve.concurrency_limit as i64);
     let stack = ServiceBuilder::new()
         // Outermost: every request gets an id, echoed back in the response.
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
         .layer(PropagateRequestIdLayer::x_request_id())
         // A span per request, named by route template.
         .layer(
@@ -212,7 +278,12 @@ pub fn with_middleware(
                     if res.status().is_server_error() {
                         span.record("otel.status_code", "ERROR");
                     }
-                    // The access-log line, inside the request's span (it carries the trace id).
+                    // The access-log line, inside the request's span (it carries the trace id):
+                    // every error and slow request, a sample of the others (ACCESS_LOG_SAMPLE).
+                    let failed = res.status().is_client_error() || res.status().is_server_error();
+                    if !platform::telemetry::access_logged(failed, latency) {
+                        return;
+                    }
                     tracing::info!(
                         status = res.status().as_u16(),
                         latency_ms = latency.as_secs_f64() * 1000.0,
@@ -253,16 +324,7 @@ pub async fn run(
     let metrics = Metrics::new();
     let upstreams = Upstreams::new(&config.upstream_urls(), &metrics)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState {
-        upstreams,
-        request_timeout: config.serve.request_timeout(),
-        optional_timeout: Duration::from_millis(config.optional_timeout_ms),
-        cookie_secure: config.cookie_secure,
-        shutdown: stop_rx,
-        streams: std::sync::Arc::new(tokio::sync::Semaphore::new(
-            config.serve.stream_limit.max(1),
-        )),
-    };
+    let state = AppState::new(&config, upstreams, stop_rx);
     let app = build_router(state, &metrics, &config);
 
     // The gateway can serve as soon as it listens: upstream trouble degrades pages, it does not
@@ -288,7 +350,12 @@ pub async fn run(
         let _ = drain_tx.send(());
     };
     tracing::info!(addr = %listener.local_addr()?, "gateway started");
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    // The peer address is the client's for the sign-in budget (rate_limit).
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal);
     let drain_timeout = config.serve.drain_timeout();
     let result = tokio::select! {
         r = server => r.map_err(Error::from),

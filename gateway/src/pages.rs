@@ -24,6 +24,7 @@ use crate::{
     AppState,
     api::{Book, Recommendation},
     error::{self, ApiError},
+    rate_limit::ClientIp,
     upstream::Bearer,
 };
 
@@ -145,6 +146,10 @@ fn notice_text(code: &str) -> Option<(&'static str, bool)> {
             true,
         ),
         "invalid-rating" => ("Choose 1 to 5 stars.", true),
+        "too-many-attempts" => (
+            "Too many sign-in attempts from here: wait a minute and try again.",
+            true,
+        ),
         "sign-in-to-rate" => ("Sign in to rate books.", true),
         "not-rated" => ("You had not rated this book.", true),
         "unavailable" => (
@@ -698,11 +703,15 @@ fn notice_for(e: &ApiError) -> &'static str {
 /// POST `/signin`.
 pub async fn sign_in(
     State(s): State<AppState>,
+    ClientIp(client): ClientIp,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else {
         return see_other("/?notice=bad-credentials#account");
     };
+    if s.auth_attempt(client).is_err() {
+        return see_other("/?notice=too-many-attempts#account");
+    }
     match s.sign_in(f.email, f.password).await {
         Ok(session) => signed_in(&s, session, "/?notice=signed-in"),
         Err(e) => see_other(&format!("/?notice={}#account", notice_for(&e))),
@@ -712,11 +721,15 @@ pub async fn sign_in(
 /// POST `/signup`: creates the account, then signs in.
 pub async fn sign_up(
     State(s): State<AppState>,
+    ClientIp(client): ClientIp,
     form: Result<Form<SignUpForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else {
         return see_other("/?notice=invalid-signup#account");
     };
+    if s.auth_attempt(client).is_err() {
+        return see_other("/?notice=too-many-attempts#account");
+    }
     if let Err(e) = s
         .create_user(f.email.clone(), f.display_name, f.password.clone())
         .await
@@ -729,8 +742,19 @@ pub async fn sign_up(
     }
 }
 
-/// POST `/signout`.
-pub async fn sign_out() -> Response {
+/// POST `/signout`: ends the session's token (not only the cookie), then drops the cookies.
+pub async fn sign_out(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(sess) = session(&headers)
+        && let Err(e) = s.sign_out(Some(&sess.token)).await
+    {
+        // An already ended or expired token is signed out; anything else is worth a line.
+        if e.grpc_code != Some(Code::Unauthenticated) {
+            tracing::warn!(
+                status = e.status.as_u16(),
+                "sign-out could not end the token"
+            );
+        }
+    }
     let mut r = see_other("/?notice=signed-out");
     for c in clear_cookies() {
         r.headers_mut().append(header::SET_COOKIE, c);

@@ -1,5 +1,12 @@
 //! Bearer tokens: HMAC-SHA256 signed, expiring, issued by the users service and checked by a
 //! tonic interceptor in every service that needs to know who calls.
+//!
+//! A token names its session (`sid`), so it can end before it expires: signing out revokes the
+//! session, deleting an account revokes every token of its user. Revocations are kept in the
+//! database of each service that checks tokens (see [`crate::revocation`]) and mirrored in
+//! memory in a [`Revocations`] list the interceptor consults; an entry lives only until the last
+//! token it can concern has expired, so the list holds at most the sessions ended within one
+//! token lifetime.
 
 use std::time::Duration;
 
@@ -22,6 +29,8 @@ pub enum TokenError {
     BadSignature,
     #[error("the bearer token has expired; sign in again")]
     Expired,
+    #[error("the session of this bearer token has ended; sign in again")]
+    Revoked,
 }
 
 /// Why a signing key could not be made.
@@ -29,11 +38,17 @@ pub enum TokenError {
 #[error("the token secret must be at least {MIN_SECRET_LEN} bytes long")]
 pub struct WeakSecret;
 
+/// The subject of the tokens the users service gives itself for its calls to other services
+/// (never a user id: those are UUIDs).
+pub const USERS_SERVICE: &str = "service:users";
+
 /// What a valid token says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     /// The user id.
     pub sub: String,
+    /// The session: one sign-in, ended by signing out.
+    pub sid: String,
     /// Issued at, seconds since the Unix epoch.
     pub iat: i64,
     /// Expires at, seconds since the Unix epoch.
@@ -65,8 +80,11 @@ impl TokenKey {
 
     /// Issues a token for `user_id`, valid for `ttl` from `now` (seconds since the epoch).
     pub fn issue_at(&self, user_id: &str, now: i64, ttl: Duration) -> (String, Claims) {
+        let mut sid = [0u8; 16];
+        getrandom::getrandom(&mut sid).expect("the OS has a random source");
         let claims = Claims {
             sub: user_id.to_owned(),
+            sid: URL_SAFE_NO_PAD.encode(sid),
             iat: now,
             exp: now + ttl.as_secs() as i64,
         };
@@ -108,23 +126,82 @@ impl TokenKey {
     }
 }
 
+/// Sessions and users whose tokens no longer count, each until the last token it concerns has
+/// expired (seconds since the epoch). Cloning shares the list.
+#[derive(Clone, Debug, Default)]
+pub struct Revocations {
+    ended: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, i64>>>,
+}
+
+impl Revocations {
+    /// The key of a session's revocation.
+    pub fn session_key(sid: &str) -> String {
+        format!("s:{sid}")
+    }
+
+    /// The key of a user's revocation (every token of the user).
+    pub fn user_key(user_id: &str) -> String {
+        format!("u:{user_id}")
+    }
+
+    /// Records that `key` ends tokens until `until` (seconds since the epoch).
+    pub fn insert(&self, key: String, until: i64) {
+        let mut ended = self.ended.write().unwrap_or_else(|e| e.into_inner());
+        let at = ended.entry(key).or_insert(until);
+        *at = (*at).max(until);
+    }
+
+    /// Whether the token with these claims has been ended.
+    pub fn ends(&self, claims: &Claims) -> bool {
+        let ended = self.ended.read().unwrap_or_else(|e| e.into_inner());
+        ended.contains_key(&Self::session_key(&claims.sid))
+            || ended.contains_key(&Self::user_key(&claims.sub))
+    }
+
+    /// Forgets the entries whose tokens have all expired by `now` (seconds since the epoch).
+    pub fn prune(&self, now: i64) {
+        self.ended
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ended.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The authenticated caller, put into a request's extensions by [`AuthInterceptor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: String,
+    /// The session of the token (empty for no session).
+    pub session_id: String,
+    /// When the token expires, seconds since the epoch.
+    pub expires_at: i64,
 }
 
-/// Checks `authorization: Bearer …` metadata when present: a bad token is UNAUTHENTICATED at
-/// once; a good one becomes a [`Caller`]; none at all leaves the call anonymous, and the handlers
-/// that need a caller ask for it with [`caller`].
+/// Checks `authorization: Bearer …` metadata when present: a bad, expired or ended token is
+/// UNAUTHENTICATED at once; a good one becomes a [`Caller`]; none at all leaves the call
+/// anonymous, and the handlers that need a caller ask for it with [`caller`].
 #[derive(Clone, Debug)]
 pub struct AuthInterceptor {
     key: TokenKey,
+    revocations: Revocations,
 }
 
 impl AuthInterceptor {
     pub fn new(key: TokenKey) -> Self {
-        Self { key }
+        Self::with_revocations(key, Revocations::default())
+    }
+
+    /// An interceptor that also refuses the tokens in `revocations`.
+    pub fn with_revocations(key: TokenKey, revocations: Revocations) -> Self {
+        Self { key, revocations }
     }
 }
 
@@ -146,8 +223,13 @@ impl tonic::service::Interceptor for AuthInterceptor {
             .key
             .verify(token)
             .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if self.revocations.ends(&claims) {
+            return Err(Status::unauthenticated(TokenError::Revoked.to_string()));
+        }
         req.extensions_mut().insert(Caller {
             user_id: claims.sub,
+            session_id: claims.sid,
+            expires_at: claims.exp,
         });
         Ok(req)
     }
@@ -199,12 +281,61 @@ mod tests {
         let k = key(SECRET);
         let (t, _) = k.issue_at("u1", 1_000, Duration::from_secs(60));
         let (_, sig) = t.split_once('.').unwrap();
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"u2","iat":1000,"exp":99999}"#);
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"u2","sid":"x","iat":1000,"exp":99999}"#);
         assert_eq!(
             k.verify_at(&format!("{forged}.{sig}"), 1_001),
             Err(TokenError::BadSignature)
         );
         assert_eq!(k.verify_at("garbage", 1_001), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn each_token_names_a_session_of_its_own() {
+        let k = key(SECRET);
+        let (_, a) = k.issue_at("u1", 1_000, Duration::from_secs(60));
+        let (_, b) = k.issue_at("u1", 1_000, Duration::from_secs(60));
+        assert_ne!(a.sid, b.sid);
+        assert!(a.sid.len() >= 20);
+    }
+
+    #[test]
+    fn a_revoked_session_or_user_is_refused_and_others_are_not() {
+        let k = key(SECRET);
+        let revocations = Revocations::default();
+        let mut i = AuthInterceptor::with_revocations(k.clone(), revocations.clone());
+        let call = |i: &mut AuthInterceptor, t: &str| {
+            let mut req = Request::new(());
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+            i.call(req).map(|r| caller(&r).unwrap())
+        };
+        let (t1, c1) = k.issue("u1", Duration::from_secs(60));
+        let (t2, _) = k.issue("u1", Duration::from_secs(60));
+        let (t3, _) = k.issue("u2", Duration::from_secs(60));
+        assert_eq!(call(&mut i, &t1).unwrap().session_id, c1.sid);
+        revocations.insert(Revocations::session_key(&c1.sid), c1.exp);
+        let refused = call(&mut i, &t1).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert!(refused.message().contains("ended"), "{}", refused.message());
+        assert!(
+            call(&mut i, &t2).is_ok(),
+            "another session of the same user"
+        );
+        revocations.insert(Revocations::user_key("u1"), c1.exp);
+        assert!(call(&mut i, &t2).is_err(), "every token of a deleted user");
+        assert!(call(&mut i, &t3).is_ok());
+    }
+
+    #[test]
+    fn revocations_are_forgotten_once_their_tokens_have_expired() {
+        let r = Revocations::default();
+        r.insert("s:a".into(), 100);
+        r.insert("s:b".into(), 200);
+        r.insert("s:a".into(), 50);
+        r.prune(100);
+        assert_eq!(r.len(), 1);
+        r.prune(200);
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod http_metrics;
 pub mod listen;
 pub mod metrics;
 pub mod page_token;
+pub mod revocation;
 pub mod shutdown;
 pub mod telemetry;
 

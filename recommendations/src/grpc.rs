@@ -8,7 +8,7 @@ use std::{
 
 use futures_util::Stream;
 use platform::{
-    auth::caller,
+    auth::{Revocations, USERS_SERVICE, caller},
     page_token::{PageTokens, page_size},
 };
 use prometheus::IntCounterVec;
@@ -29,6 +29,8 @@ pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
 pub const DEFAULT_RECS: usize = 10;
 pub const MAX_RECS: usize = 50;
+/// How long a deleted user's tokens are refused: longer than any token lives.
+pub const MAX_TOKEN_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The service; answers UNAVAILABLE until the catalog and the ratings are loaded.
 #[derive(Clone)]
@@ -42,6 +44,8 @@ pub struct Recommendations {
     draining: watch::Receiver<bool>,
     ratings_total: IntCounterVec,
     served_total: IntCounterVec,
+    /// Ended tokens, refused by the interceptor; written here when users says so.
+    revocations: Revocations,
 }
 
 impl Recommendations {
@@ -69,7 +73,14 @@ impl Recommendations {
                 "Recommendations served, by source (popular, similar, personal).",
                 &["source"],
             ),
+            revocations: Revocations::default(),
         }
+    }
+
+    /// The list of ended tokens this service writes (give the same one to the interceptor).
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = revocations;
+        self
     }
 
     fn engine(&self) -> Result<&Recommender, Status> {
@@ -316,6 +327,69 @@ impl RecommendationsService for Recommendations {
         }))
     }
 
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn delete_user_ratings(
+        &self,
+        request: Request<pb::DeleteUserRatingsRequest>,
+    ) -> Result<Response<pb::DeleteUserRatingsResponse>, Status> {
+        let me = caller(&request)?;
+        let user_id = request.into_inner().user_id;
+        if user_id.is_empty() {
+            return Err(Status::invalid_argument("user_id is required"));
+        }
+        if me.user_id != USERS_SERVICE && me.user_id != user_id {
+            return Err(Status::permission_denied(
+                "only the users service or the user may delete a user's ratings",
+            ));
+        }
+        // A token of the deleted user may still be valid for up to a token lifetime: it is
+        // ended here first, so no rating can be added after the purge below.
+        let until_ms = platform::now_unix_ms() + MAX_TOKEN_LIFETIME_MS;
+        let this = self.clone();
+        let deleted = run_to_completion(async move {
+            let _write = this.writes.lock().await;
+            let key = Revocations::user_key(&user_id);
+            this.store.revoke(&key, until_ms).await?;
+            this.revocations.insert(key, until_ms / 1000 + 1);
+            let gone = this.store.delete_user(&user_id).await?;
+            let engine = this.engine()?;
+            let now = platform::now_unix_ms();
+            for &(book_id, stars) in &gone {
+                engine.record(&user_id, book_id, None);
+                this.ratings_total.with_label_values(&["deleted"]).inc();
+                this.publish(pb::RatingEventKind::Deleted, book_id, stars, now);
+            }
+            tracing::info!(user_id = %user_id, deleted = gone.len(), "ratings of a deleted account removed");
+            Ok(gone.len() as i64)
+        })
+        .await?;
+        Ok(Response::new(pb::DeleteUserRatingsResponse {
+            deleted_count: deleted,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        let me = caller(&request)?;
+        if me.user_id != USERS_SERVICE {
+            return Err(Status::permission_denied(
+                "only the users service may revoke sessions",
+            ));
+        }
+        let req = request.into_inner();
+        if req.session_id.is_empty() {
+            return Err(Status::invalid_argument("session_id is required"));
+        }
+        let key = Revocations::session_key(&req.session_id);
+        self.store.revoke(&key, req.expire_time_unix_ms).await?;
+        self.revocations
+            .insert(key, req.expire_time_unix_ms / 1000 + 1);
+        Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+
     type WatchRatingsStream = FeedStream;
 
     #[tracing::instrument(skip_all, fields(book_id = request.get_ref().book_id), err(level = "info"))]
@@ -387,6 +461,12 @@ mod tests {
         fn stream_all(&self) -> futures_util::stream::BoxStream<'_, Result<RatingRow, StoreError>> {
             Box::pin(futures_util::stream::empty())
         }
+        async fn delete_user(&self, _: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn revoke(&self, _: &str, _: i64) -> Result<(), StoreError> {
+            Ok(())
+        }
     }
 
     #[tokio::test]
@@ -409,6 +489,8 @@ mod tests {
         });
         request.extensions_mut().insert(Caller {
             user_id: "ada".into(),
+            session_id: "s".into(),
+            expires_at: i64::MAX,
         });
         let call = service.rate_book(request);
         tokio::select! {

@@ -19,7 +19,7 @@ use std::{
 
 use marketplace::catalog::Catalog;
 use platform::{
-    auth::{AuthInterceptor, TokenKey, WeakSecret},
+    auth::{AuthInterceptor, Revocations, TokenKey, WeakSecret},
     config::{ServeArgs, TelemetryArgs},
     database::LazyPool,
     grpc::{Kit, ServeError},
@@ -110,6 +110,7 @@ pub async fn run(
     let kit = Kit::new(SERVICE_NAME).await;
     let pool = LazyPool::default();
     let store: Arc<dyn RatingStore> = Arc::new(SqlRatingStore::new(pool.clone()));
+    let revocations_pool = pool.clone();
     let engine = Arc::new(OnceLock::new());
     let tokens = PageTokens::from_secret(config.page_token_secret.as_ref());
 
@@ -172,9 +173,20 @@ pub async fn run(
         platform::database::watch_health(db, health, Duration::from_secs(5)).await;
     });
 
-    let service = grpc::Recommendations::new(store, engine, tokens, kit.draining(), &kit.metrics);
-    let service =
-        RecommendationsServiceServer::with_interceptor(service, AuthInterceptor::new(key));
+    // Ended tokens: recorded by DeleteUserRatings/RevokeSession, polled from the database so
+    // every replica refuses them.
+    let revocations = Revocations::default();
+    tokio::spawn(platform::revocation::sync(
+        revocations_pool,
+        revocations.clone(),
+        Duration::from_secs(1),
+    ));
+    let service = grpc::Recommendations::new(store, engine, tokens, kit.draining(), &kit.metrics)
+        .with_revocations(revocations.clone());
+    let service = RecommendationsServiceServer::with_interceptor(
+        service,
+        AuthInterceptor::with_revocations(key, revocations),
+    );
     kit.serve(
         grpc,
         admin,

@@ -39,6 +39,10 @@ pub trait RatingStore: Send + Sync + 'static {
     /// Every rating as a stream, ordered by user, then time (oldest first), then book: to build
     /// the in-memory index at start without holding every row at once (at most a page of them).
     fn stream_all(&self) -> BoxStream<'_, Result<RatingRow, StoreError>>;
+    /// Deletes every rating of a user; returns the (book, stars) deleted.
+    async fn delete_user(&self, user_id: &str) -> Result<Vec<(i64, i64)>, StoreError>;
+    /// Records that tokens matching `key` are ended until `until_ms` (see platform::revocation).
+    async fn revoke(&self, key: &str, until_ms: i64) -> Result<(), StoreError>;
 }
 
 /// The migrations of the ratings database.
@@ -141,6 +145,29 @@ impl RatingStore for SqlRatingStore {
         .fetch_all(self.pool.get()?)
         .await?;
         Ok(rows.into_iter().map(row).collect::<Result<_, _>>()?)
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut tx = self.pool.get()?.begin().await?;
+        let gone = sqlx::query("SELECT book_id, stars FROM ratings WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get("book_id")?, r.try_get("stars")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        sqlx::query("DELETE FROM ratings WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    async fn revoke(&self, key: &str, until_ms: i64) -> Result<(), StoreError> {
+        platform::revocation::record(self.pool.get()?, key, until_ms, platform::now_unix_ms())
+            .await?;
+        Ok(())
     }
 
     fn stream_all(&self) -> BoxStream<'_, Result<RatingRow, StoreError>> {

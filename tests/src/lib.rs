@@ -206,6 +206,10 @@ impl Suite {
                     ("GRPC_ADDR".into(), addr(p[4])),
                     ("DATABASE_URL".into(), db("users")),
                     ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                    (
+                        "RECOMMENDATIONS_URL".into(),
+                        format!("http://{}", addr(p[2])),
+                    ),
                 ],
             ]
             .concat(),
@@ -227,6 +231,10 @@ impl Suite {
                         format!("http://{}", addr(p[2])),
                     ),
                     ("USERS_URL".into(), format!("http://{}", addr(p[4]))),
+                    // Suite tests sign many readers up from one address; the per-client
+                    // budget itself is tested in gateway/tests/api.
+                    ("AUTH_RATE_PER_MINUTE".into(), "6000".into()),
+                    ("AUTH_RATE_BURST".into(), "1000".into()),
                 ],
             ]
             .concat(),

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use platform::auth::{TokenKey, caller};
+use platform::auth::{Revocations, TokenKey, caller};
 use prometheus::IntCounterVec;
 use protos::users::v1::{self as pb, users_service_server::UsersService};
 use tonic::{Request, Response, Status};
@@ -29,6 +29,10 @@ pub struct Users {
     hash_permits: Arc<tokio::sync::Semaphore>,
     /// One reusable working memory per permit.
     hash_memory: Arc<std::sync::Mutex<Vec<account::HashMemory>>>,
+    /// Ended tokens, refused by the interceptor (same list).
+    revocations: Revocations,
+    /// Wakes the outbox delivery after a change was queued.
+    outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Users {
@@ -56,7 +60,20 @@ impl Users {
             .into(),
             hash_permits: Arc::new(tokio::sync::Semaphore::new(hash_concurrency.max(1))),
             hash_memory: Arc::default(),
+            revocations: Revocations::default(),
+            outbox_wake: Arc::default(),
         }
+    }
+
+    /// The list of ended tokens (give the same one to the interceptor) and the outbox's wake-up.
+    pub fn with_revocations(
+        mut self,
+        revocations: Revocations,
+        outbox_wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        self.revocations = revocations;
+        self.outbox_wake = outbox_wake;
+        self
     }
 }
 
@@ -279,10 +296,33 @@ impl UsersService for Users {
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
         let id = owner(&request, &request.get_ref().id)?;
-        if !self.store.delete(&id).await? {
+        let now = platform::now_unix_ms();
+        // Every token of the account may still be valid this long.
+        let until = now + self.token_ttl.as_millis() as i64 + 1_000;
+        if !self.store.delete(&id, until, now).await? {
             return Err(gone(&id));
         }
-        tracing::info!(user_id = %id, "account deleted");
+        self.revocations
+            .insert(Revocations::user_key(&id), until / 1000 + 1);
+        self.outbox_wake.notify_one();
+        tracing::info!(user_id = %id, "account deleted; its tokens ended, its ratings queued for deletion");
         Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    async fn sign_out(
+        &self,
+        request: Request<pb::SignOutRequest>,
+    ) -> Result<Response<pb::SignOutResponse>, Status> {
+        let me = caller(&request)?;
+        let until = me.expires_at.saturating_mul(1000);
+        self.store
+            .sign_out(&me.session_id, until, platform::now_unix_ms())
+            .await?;
+        self.revocations
+            .insert(Revocations::session_key(&me.session_id), me.expires_at);
+        self.outbox_wake.notify_one();
+        tracing::info!(user_id = %me.user_id, "signed out");
+        Ok(Response::new(pb::SignOutResponse {}))
     }
 }

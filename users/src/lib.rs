@@ -4,12 +4,13 @@
 
 pub mod account;
 pub mod grpc;
+pub mod outbox;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use platform::{
-    auth::{AuthInterceptor, TokenKey, WeakSecret},
+    auth::{AuthInterceptor, Revocations, TokenKey, WeakSecret},
     config::{ServeArgs, TelemetryArgs},
     grpc::{Kit, ServeError},
 };
@@ -56,6 +57,17 @@ pub struct Config {
     /// How long a token stays valid, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,
+    /// The recommendations service, told (through the outbox, retried until it confirms) to
+    /// delete a deleted account's ratings and to refuse ended sessions.
+    #[arg(
+        long,
+        env = "RECOMMENDATIONS_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub recommendations_url: String,
+    /// How often the outbox and the list of ended tokens are polled, in milliseconds.
+    #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 1_000)]
+    pub outbox_poll_ms: u64,
     #[command(flatten)]
     pub serve: ServeArgs,
     #[command(flatten)]
@@ -69,6 +81,11 @@ pub enum Error {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Secret(#[from] WeakSecret),
+    #[error("recommendations address {url:?} is not valid: {source}")]
+    RecommendationsUrl {
+        url: String,
+        source: tonic::transport::Error,
+    },
 }
 
 /// Serves accounts until `shutdown` resolves. Health turns SERVING once the database is
@@ -94,8 +111,39 @@ pub async fn run(
         platform::database::watch_health(pool, health, Duration::from_secs(5)).await;
     });
 
+    let store: Arc<dyn store::UserStore> = Arc::new(SqlUserStore::new(pool.clone()));
+    let poll = Duration::from_millis(config.outbox_poll_ms.max(10));
+    let revocations = Revocations::default();
+    tokio::spawn(platform::revocation::sync(
+        pool.clone(),
+        revocations.clone(),
+        poll,
+    ));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let channel = tonic::transport::Endpoint::from_shared(config.recommendations_url.clone())
+        .map_err(|source| Error::RecommendationsUrl {
+            url: config.recommendations_url.clone(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(1))
+        .connect_lazy();
+    tokio::spawn(
+        outbox::Outbox {
+            store: store.clone(),
+            client: protos::recommendations::v1::recommendations_service_client::RecommendationsServiceClient::new(channel),
+            key: key.clone(),
+            wake: wake.clone(),
+            delivered: kit.metrics.counter_vec(
+                "users_outbox_deliveries_total",
+                "Outbox entries sent to recommendations, by kind and outcome (delivered, retried).",
+                &["kind", "outcome"],
+            ),
+        }
+        .run(poll),
+    );
+
     let users = grpc::Users::new(
-        Arc::new(SqlUserStore::new(pool)),
+        store,
         key.clone(),
         Duration::from_secs(config.token_ttl_secs),
         config.hash_concurrency.unwrap_or_else(|| {
@@ -103,7 +151,11 @@ pub async fn run(
         }),
         &kit.metrics,
     );
-    let service = UsersServiceServer::with_interceptor(users, AuthInterceptor::new(key));
+    let users = users.with_revocations(revocations.clone(), wake);
+    let service = UsersServiceServer::with_interceptor(
+        users,
+        AuthInterceptor::with_revocations(key, revocations),
+    );
     kit.serve(
         grpc,
         admin,

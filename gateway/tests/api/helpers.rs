@@ -34,14 +34,7 @@ pub fn app_with(routes: Router<AppState>, url: &str, timeout_ms: u64, flags: &[&
     let metrics = Metrics::new();
     let upstreams = Upstreams::new(&config.upstream_urls(), &metrics).unwrap();
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
-    let state = AppState {
-        upstreams,
-        request_timeout: config.serve.request_timeout(),
-        optional_timeout: std::time::Duration::from_millis(config.optional_timeout_ms),
-        cookie_secure: false,
-        shutdown,
-        streams: std::sync::Arc::new(tokio::sync::Semaphore::new(config.serve.stream_limit)),
-    };
+    let state = AppState::new(&config, upstreams, shutdown);
     with_middleware(routes, state, &metrics, &config)
 }
 

@@ -4,3 +4,4 @@ mod contract;
 mod degraded;
 mod errors;
 mod helpers;
+mod limits;

@@ -226,16 +226,17 @@ async fn a_deleted_account_is_gone() {
     c.delete_user(authed(DeleteUserRequest { id: ada.id.clone() }, &token))
         .await
         .unwrap();
+    // The account's tokens ended with it.
     let e = c
         .get_user(authed(GetUserRequest { id: ada.id.clone() }, &token))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!(e.code(), Code::Unauthenticated);
     let again = c
         .delete_user(authed(DeleteUserRequest { id: ada.id }, &token))
         .await
         .unwrap_err();
-    assert_eq!(again.code(), Code::NotFound);
+    assert_eq!(again.code(), Code::Unauthenticated);
     assert_eq!(
         c.sign_in(SignInRequest {
             email: "ada@example.org".into(),

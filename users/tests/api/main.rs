@@ -3,4 +3,5 @@
 mod accounts;
 mod helpers;
 mod lifecycle;
+mod sessions;
 mod storage;
