@@ -266,7 +266,8 @@ def test_network_policies_allow_exactly_the_arrows_of_the_architecture():
     ports["postgres"] = {"postgres": 5432}
     ports["prometheus"] = {}
     arrows = {("gateway", "marketplace", 50051), ("gateway", "recommendations", 50052),
-              ("gateway", "users", 50053), ("recommendations", "postgres", 5432),
+              ("gateway", "users", 50053), ("users", "recommendations", 50052),
+              ("recommendations", "postgres", 5432),
               ("users", "postgres", 5432)}
     arrows |= {("prometheus", n, p["admin"]) for n, p in SERVICES.items()}
     every_port = {p for ps in ports.values() for p in ps.values()}
