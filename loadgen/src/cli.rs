@@ -132,6 +132,12 @@ pub struct RunArgs {
     /// expires. Each account rates the books a synthetic reader of the catalog would.
     #[arg(long, env = "LOADGEN_ACCOUNTS", default_value_t = 50)]
     pub accounts: u32,
+    /// Sign-ins and sign-ups per minute at most (burst up to 8), so loadgen stays under the
+    /// gateway's per-client budget (AUTH_RATE_PER_MINUTE, 10 by default, answered 429 beyond):
+    /// without budget a shopper who would sign in goes on browsing instead. 0: no limit (for a
+    /// gateway run with a larger AUTH_RATE_PER_MINUTE).
+    #[arg(long, env = "LOADGEN_AUTH_PER_MINUTE", default_value_t = 8)]
+    pub auth_per_minute: u32,
     /// Prefix of the shopper accounts' emails.
     #[arg(long, env = "LOADGEN_ACCOUNT_PREFIX", default_value = "loadgen")]
     pub account_prefix: String,

@@ -304,6 +304,7 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
         account_prefix: args.account_prefix.clone(),
         trace_sample_ratio: args.trace_sample_ratio,
         expect,
+        auth_per_minute: args.auth_per_minute,
     })?);
     let metrics = Metrics::new();
     let recorder = Recorder {
@@ -427,6 +428,7 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
         max_error_rate: args.max_error_rate,
         expected_statuses,
         expect_transport_errors: args.expect_transport_errors,
+        auth_deferred: shop.auth_deferred(),
     });
     Ok(summary)
 }

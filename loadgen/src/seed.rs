@@ -88,15 +88,16 @@ impl fmt::Display for SeedSummary {
             self.ratings_replaced
         )?;
         for (name, s) in &self.steps {
+            let statuses = s
+                .statuses
+                .iter()
+                .map(|(k, v)| format!("{k}×{v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
             writeln!(
                 f,
-                "  {:<7} {:>6} requests, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {}",
-                name,
-                s.requests,
-                s.latency_ms.p50,
-                s.latency_ms.p99,
-                s.latency_ms.max,
-                s.errors.total
+                "  {:<7} {:>6} requests, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, statuses {}",
+                name, s.requests, s.latency_ms.p50, s.latency_ms.p99, s.latency_ms.max, statuses
             )?;
         }
         for e in &self.error_samples {
@@ -120,6 +121,8 @@ struct Seeder {
     errors: AtomicU64,
     trace_seed: u64,
     counter: AtomicU64,
+    /// The 429 hint was printed.
+    hinted: std::sync::atomic::AtomicBool,
 }
 
 /// The answer to one request: status and body, or why there was none.
@@ -134,15 +137,15 @@ impl Seeder {
         }
     }
 
-    /// Sends one request (retrying 429/503 and lost connections up to 4 times, honouring
-    /// `Retry-After`) and records it under `step`.
+    /// Sends one request (429 retried after its `Retry-After`; 503 and lost connections up to
+    /// 4 times with backoff) and records every try under `step`.
     async fn send(
         &self,
         step: Step,
         make: impl Fn() -> reqwest::RequestBuilder,
         ok: &[u16],
     ) -> Answer {
-        let mut attempt = 0u32;
+        let (mut attempt, mut paced) = (0u32, 0u32);
         loop {
             let mut rng = rng_for(
                 self.trace_seed,
@@ -199,11 +202,23 @@ impl Seeder {
                 outcome,
                 started.elapsed(),
             );
-            let retry = match &answer {
-                Ok((429 | 503, _)) => true,
-                Ok(_) => false,
-                Err(_) => true,
-            };
+            // 429 is the gateway's per-client sign-in budget: wait as told, as long as it takes
+            // (bounded); 503 and lost connections: four tries with backoff.
+            if matches!(answer, Ok((429, _))) && paced < 1_000 {
+                paced += 1;
+                if !self.hinted.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "loadgen seed: the gateway answers 429: it allows each client a few \
+                         sign-ins and sign-ups a minute (AUTH_RATE_PER_MINUTE, 10 by default), so \
+                         seeding goes at that pace; start the gateway with \
+                         AUTH_RATE_PER_MINUTE=6000 AUTH_RATE_BURST=1000 to seed at full speed"
+                    );
+                }
+                let wait = Duration::from_secs(retry_after.unwrap_or(6).clamp(1, 60));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let retry = matches!(answer, Ok((503, _)) | Err(_));
             if retry && attempt < 4 {
                 attempt += 1;
                 let wait = retry_after
@@ -255,6 +270,7 @@ pub async fn seed(args: SeedArgs) -> Result<SeedSummary, Error> {
         errors: AtomicU64::new(0),
         trace_seed: random_seed(),
         counter: AtomicU64::new(0),
+        hinted: std::sync::atomic::AtomicBool::new(false),
     });
     let created = Arc::new(AtomicU64::new(0));
     let existing = Arc::new(AtomicU64::new(0));
@@ -437,6 +453,7 @@ pub async fn seed(args: SeedArgs) -> Result<SeedSummary, Error> {
         max_error_rate: 0.0,
         expected_statuses: BTreeMap::new(),
         expect_transport_errors: false,
+        auth_deferred: 0,
     });
     Ok(SeedSummary {
         passed: errors == 0,

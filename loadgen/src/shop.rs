@@ -4,7 +4,10 @@
 //! histogram (`recommendations::synthetic`).
 
 use std::{
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -89,6 +92,22 @@ struct Account {
     next_rating: usize,
 }
 
+/// What a planned step turns out to be for one shopper.
+enum Action {
+    Anonymous(Step),
+    SignUp(usize),
+    SignIn(usize),
+    SignedIn(Step, String),
+}
+
+/// The client-side budget of sign-ins and sign-ups.
+struct AuthBudget {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
 /// What a step came to.
 #[derive(Debug, Clone)]
 pub struct Done {
@@ -115,6 +134,8 @@ pub struct Shop {
     feed_time: Duration,
     sample_ratio: f64,
     expect: Expectations,
+    auth: Option<Mutex<AuthBudget>>,
+    auth_deferred: AtomicU64,
 }
 
 /// The shoppers' shared settings.
@@ -126,6 +147,9 @@ pub struct ShopConfig {
     pub account_prefix: String,
     pub trace_sample_ratio: f64,
     pub expect: Expectations,
+    /// Sign-ins and sign-ups per minute at most (0: no limit), under the gateway's per-client
+    /// budget (AUTH_RATE_PER_MINUTE, 10 by default).
+    pub auth_per_minute: u32,
 }
 
 /// FNV-1a, to derive the account pool's fixed synthetic readers from its prefix.
@@ -181,6 +205,16 @@ impl Shop {
             feed_time: config.feed_time,
             sample_ratio: config.trace_sample_ratio,
             expect: config.expect,
+            auth: (config.auth_per_minute > 0).then(|| {
+                let burst = f64::from(config.auth_per_minute.min(8));
+                Mutex::new(AuthBudget {
+                    per_second: f64::from(config.auth_per_minute) / 60.0,
+                    burst,
+                    tokens: burst,
+                    at: Instant::now(),
+                })
+            }),
+            auth_deferred: AtomicU64::new(0),
         })
     }
 
@@ -233,9 +267,78 @@ impl Shop {
         words[start..(start + n).min(words.len())].join(" ")
     }
 
+    /// Takes one sign-in/sign-up from the client-side budget (`--auth-per-minute`).
+    fn take_auth(&self) -> bool {
+        let Some(budget) = &self.auth else {
+            return true;
+        };
+        let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.per_second).min(b.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            self.auth_deferred.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Sign-ins and sign-ups not made for want of budget (done as anonymous steps instead).
+    pub fn auth_deferred(&self) -> u64 {
+        self.auth_deferred.load(Ordering::Relaxed)
+    }
+
+    /// What `step` must be for shopper `i`: `rate` without a token signs in (or up) first, a
+    /// sign-up finds an account that does not exist yet; without auth budget, a shopper who
+    /// would sign in goes on browsing (`browse`) or looks at a book (`book_page`).
+    fn plan(&self, step: Step, i: usize) -> Action {
+        let account = |i: usize, otherwise: Step| {
+            let exists = self.account(i).exists;
+            match (self.take_auth(), exists) {
+                (false, _) => Action::Anonymous(otherwise),
+                (true, true) => Action::SignIn(i),
+                (true, false) => Action::SignUp(i),
+            }
+        };
+        match step {
+            Step::Signup => {
+                // A pool account that does not exist yet; when every one does, a returning
+                // shopper signs in instead.
+                let n = self.accounts.len();
+                let j = (0..n)
+                    .map(|k| (i + k) % n)
+                    .find(|&j| !self.account(j).exists)
+                    .unwrap_or(i);
+                account(j, Step::Browse)
+            }
+            Step::Signin => account(i, Step::Browse),
+            Step::Rate | Step::ForYou => {
+                let token = self
+                    .account(i)
+                    .token
+                    .as_ref()
+                    .filter(|(_, until)| Instant::now() < *until)
+                    .map(|(t, _)| t.clone());
+                match token {
+                    Some(t) => Action::SignedIn(step, t),
+                    None => account(i, Step::BookPage),
+                }
+            }
+            other => Action::Anonymous(other),
+        }
+    }
+
     /// Does `step` (or what it must become for this shopper) and reports how it went.
     pub async fn perform(&self, step: Step, rng: &mut SplitMix64) -> Done {
         let i = rng.below(self.accounts.len() as u64) as usize;
+        let step = match self.plan(step, i) {
+            Action::SignUp(j) => return self.sign_up(j, rng).await,
+            Action::SignIn(j) => return self.sign_in(j, rng).await,
+            Action::SignedIn(step, token) => return self.signed_in(step, i, &token, rng).await,
+            Action::Anonymous(step) => step,
+        };
         match step {
             Step::Home => self.get(step, "/".into(), None, rng).await.0,
             Step::Browse => {
@@ -275,10 +378,6 @@ impl Shop {
                 }
                 done
             }
-            Step::BookPage => {
-                let id = self.popular_book(rng);
-                self.get(step, format!("/books/{id}"), None, rng).await.0
-            }
             Step::BookApi => {
                 let id = self.popular_book(rng);
                 self.get(step, format!("/api/v1/books/{id}"), None, rng)
@@ -306,73 +405,47 @@ impl Shop {
                 .await
                 .0
             }
-            Step::Signup => {
-                // A pool account that does not exist yet; when every one does, a returning
-                // shopper signs in instead.
-                let n = self.accounts.len();
-                match (0..n)
-                    .map(|k| (i + k) % n)
-                    .find(|&j| !self.account(j).exists)
-                {
-                    Some(j) => self.sign_up(j, rng).await,
-                    None => self.sign_in(i, rng).await,
-                }
-            }
-            Step::Signin => {
-                if self.account(i).exists {
-                    self.sign_in(i, rng).await
-                } else {
-                    self.sign_up(i, rng).await
-                }
-            }
-            Step::Rate | Step::ForYou => {
-                let (exists, token) = {
-                    let a = self.account(i);
-                    let token = a
-                        .token
-                        .as_ref()
-                        .filter(|(_, until)| Instant::now() < *until)
-                        .map(|(t, _)| t.clone());
-                    (a.exists, token)
-                };
-                let Some(token) = token else {
-                    return if exists {
-                        self.sign_in(i, rng).await
-                    } else {
-                        self.sign_up(i, rng).await
-                    };
-                };
-                let done = if step == Step::Rate {
-                    let ratings = self.readers.ratings_of(i as u32 % self.readers.users());
-                    let next = {
-                        let mut a = self.account(i);
-                        a.next_rating += 1;
-                        a.next_rating - 1
-                    };
-                    let r = &ratings[next % ratings.len().max(1)];
-                    let req = self
-                        .client
-                        .put(format!("{}/api/v1/me/ratings/{}", self.base, r.book_id))
-                        .bearer_auth(&token)
-                        .json(&json!({ "stars": r.stars }));
-                    self.exchange(step, req, rng).await.0
-                } else {
-                    self.get(
-                        step,
-                        "/api/v1/me/recommendations?page_size=10".into(),
-                        Some(&token),
-                        rng,
-                    )
+            Step::Feed => self.feed(rng).await,
+            // The book page, and any step planned away from signing in.
+            _ => {
+                let id = self.popular_book(rng);
+                self.get(Step::BookPage, format!("/books/{id}"), None, rng)
                     .await
                     .0
-                };
-                if done.outcome.status() == Some(401) {
-                    self.account(i).token = None;
-                }
-                done
             }
-            Step::Feed => self.feed(rng).await,
         }
+    }
+
+    /// `rate` or `for_you` with shopper `i`'s token.
+    async fn signed_in(&self, step: Step, i: usize, token: &str, rng: &mut SplitMix64) -> Done {
+        let done = if step == Step::Rate {
+            let ratings = self.readers.ratings_of(i as u32 % self.readers.users());
+            let next = {
+                let mut a = self.account(i);
+                a.next_rating += 1;
+                a.next_rating - 1
+            };
+            let r = &ratings[next % ratings.len().max(1)];
+            let req = self
+                .client
+                .put(format!("{}/api/v1/me/ratings/{}", self.base, r.book_id))
+                .bearer_auth(token)
+                .json(&json!({ "stars": r.stars }));
+            self.exchange(step, req, rng).await.0
+        } else {
+            self.get(
+                step,
+                "/api/v1/me/recommendations?page_size=10".into(),
+                Some(token),
+                rng,
+            )
+            .await
+            .0
+        };
+        if done.outcome.status() == Some(401) {
+            self.account(i).token = None;
+        }
+        done
     }
 
     async fn sign_up(&self, i: usize, rng: &mut SplitMix64) -> Done {
@@ -614,8 +687,25 @@ mod tests {
             account_prefix: "t".into(),
             trace_sample_ratio: 1.0,
             expect: Expectations::default(),
+            auth_per_minute: 2,
         })
         .unwrap();
+        // The auth budget: a burst of 2, then nothing for a while.
+        assert!(shop.take_auth() && shop.take_auth());
+        assert!(!shop.take_auth());
+        assert_eq!(shop.auth_deferred(), 1);
+        assert!(matches!(
+            shop.plan(Step::Signin, 0),
+            Action::Anonymous(Step::Browse)
+        ));
+        assert!(matches!(
+            shop.plan(Step::Rate, 1),
+            Action::Anonymous(Step::BookPage)
+        ));
+        assert!(matches!(
+            shop.plan(Step::Home, 1),
+            Action::Anonymous(Step::Home)
+        ));
         let mut r = SplitMix64::new(1);
         for _ in 0..50 {
             let w = shop.search_words(&mut r);

@@ -251,6 +251,8 @@ pub struct RunMeta {
     /// The non-2xx statuses the drill said to expect, per step.
     pub expected_statuses: BTreeMap<String, Vec<u16>>,
     pub expect_transport_errors: bool,
+    /// Sign-ins and sign-ups left out by `--auth-per-minute` (anonymous steps done instead).
+    pub auth_deferred: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -405,6 +407,13 @@ impl fmt::Display for Summary {
                 other
             )?;
         }
+        if m.auth_deferred > 0 {
+            writeln!(
+                f,
+                "  sign-ins/ups left out by --auth-per-minute: {} (anonymous steps done instead)",
+                m.auth_deferred
+            )?;
+        }
         if self.feed_events > 0 {
             writeln!(f, "  live feed: {} rating events read", self.feed_events)?;
         }
@@ -446,6 +455,7 @@ mod tests {
             max_error_rate: max,
             expected_statuses: BTreeMap::new(),
             expect_transport_errors: false,
+            auth_deferred: 0,
         }
     }
 

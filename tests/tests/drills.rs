@@ -183,6 +183,10 @@ async fn no_fault_a_bounded_run_sees_no_unexpected_error() {
             &format!("drill-{}", unique()),
             "--feed-time",
             "1s",
+            // The suite's gateway allows sign-ins in bulk; the default budget is for one
+            // gateway's default AUTH_RATE_PER_MINUTE.
+            "--auth-per-minute",
+            "0",
             "--seed",
             "1",
         ],
