@@ -558,7 +558,7 @@ fn main() {
     let bare_tonic = spawn(
         &bins.join("examples/bare_marketplace"),
         "marketplace",
-        &[bare_grpc.clone()],
+        std::slice::from_ref(&bare_grpc),
         &[],
         None,
     );

@@ -75,6 +75,13 @@ pub struct TelemetryArgs {
     /// Log filter in `tracing` EnvFilter syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
+    /// Share of successful, fast requests that get an access-log line (0.0-1.0); errors and
+    /// requests slower than ACCESS_LOG_SLOW_MS are always logged, and metrics count everything.
+    #[arg(long, env = "ACCESS_LOG_SAMPLE", default_value_t = 0.05)]
+    pub access_log_sample: f64,
+    /// Requests at least this slow (milliseconds) are always logged.
+    #[arg(long, env = "ACCESS_LOG_SLOW_MS", default_value_t = 100)]
+    pub access_log_slow_ms: u64,
 }
 
 /// clap value parser for secrets: keeps them out of `Debug` output and logs.

@@ -256,10 +256,11 @@ impl Observation {
             .observe(self.start.elapsed().as_secs_f64());
         crate::telemetry::record_rpc_status(&self.span, m.side, code);
         m.in_flight.dec();
-        if m.side == Side::Server {
-            let elapsed_ms = self.start.elapsed().as_secs_f64() * 1000.0;
-            // An access-log line per call, inside the call's span (so it carries the trace id);
-            // health checks only at debug, they come every few seconds.
+        let elapsed = self.start.elapsed();
+        if m.side == Side::Server && crate::telemetry::access_logged(code != 0, elapsed) {
+            let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+            // An access-log line per call (errors and slow calls always, a sample of the rest),
+            // inside the call's span (so it carries the trace id); health checks only at debug.
             if self.service.starts_with("grpc.") {
                 tracing::debug!(parent: &self.span, grpc.code = code_name(code), elapsed_ms, "rpc handled");
             } else {

@@ -83,10 +83,46 @@ fn provider(service: &'static str) -> SdkTracerProvider {
     }
 }
 
+/// Which requests get an access-log line: every error and every slow one, and one in `every` of
+/// the others (a counter, not a random draw: cheap and even). Process-wide, set by [`init`];
+/// without it (in-process tests) every request is logged.
+#[derive(Debug)]
+struct AccessLog {
+    every: u64,
+    slow: std::time::Duration,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+static ACCESS_LOG: std::sync::OnceLock<AccessLog> = std::sync::OnceLock::new();
+
+/// Whether this request's access-log line is written (see `ACCESS_LOG_SAMPLE`).
+pub fn access_logged(failed: bool, elapsed: std::time::Duration) -> bool {
+    let Some(policy) = ACCESS_LOG.get() else {
+        return true;
+    };
+    if failed || elapsed >= policy.slow || policy.every <= 1 {
+        return true;
+    }
+    policy
+        .seen
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .is_multiple_of(policy.every)
+}
+
 /// Installs the global subscriber and propagator for a binary named `service`.
 /// Call it inside the Tokio runtime (the OTLP exporter needs one).
 pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
     global::set_text_map_propagator(TraceContextPropagator::new());
+    let sample = args.access_log_sample.clamp(0.0, 1.0);
+    let _ = ACCESS_LOG.set(AccessLog {
+        every: if sample <= 0.0 {
+            u64::MAX
+        } else {
+            (1.0 / sample).round() as u64
+        },
+        slow: std::time::Duration::from_millis(args.access_log_slow_ms),
+        seen: std::sync::atomic::AtomicU64::new(0),
+    });
     let provider = provider(service);
     global::set_tracer_provider(provider.clone());
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));

@@ -146,6 +146,8 @@ impl Suite {
                 ("ADMIN_ADDR".to_owned(), addr(admin)),
                 ("LOG_FORMAT".to_owned(), "json".to_owned()),
                 ("RUST_LOG".to_owned(), "info".to_owned()),
+                // Every request logged: the tests read the access logs.
+                ("ACCESS_LOG_SAMPLE".to_owned(), "1".to_owned()),
                 ("DRAIN_TIMEOUT_MS".to_owned(), "2000".to_owned()),
             ]
         };
