@@ -1,4 +1,5 @@
-# One image for the whole suite: marketplace, recommendations, users and gateway.
+# One image for the whole suite: marketplace, recommendations, users and gateway, and the loadgen
+# that the kind overlay runs against them.
 #
 # Why one image and not one per service: the four binaries share almost every dependency, so a
 # single build compiles them once; one image is built, tagged and loaded (`kind load`) once; and
@@ -49,12 +50,12 @@ RUN find . -name '*.rs' -not -path './target/*' -exec touch {} + \
     && cargo build --release --locked --bins \
     && mkdir -p /out \
     && cp target/release/marketplace target/release/recommendations target/release/users \
-          target/release/gateway /out/
+          target/release/gateway target/release/loadgen /out/
 
 # ---- prebuilt: binaries compiled outside Docker (context = a dir holding target/release/*) ---
 FROM scratch AS prebuilt
 COPY target/release/marketplace target/release/recommendations target/release/users \
-     target/release/gateway /out/
+     target/release/gateway target/release/loadgen /out/
 
 FROM ${BINARIES} AS binaries
 

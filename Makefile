@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 RUN_DIR := .run
-BINS := marketplace recommendations users gateway
+BINS := marketplace recommendations users gateway loadgen
 
 .PHONY: help
 help: ## List the targets
