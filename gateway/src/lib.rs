@@ -12,7 +12,7 @@ pub mod pages;
 pub mod rate_limit;
 pub mod upstream;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
 use axum::{
     Router,
@@ -50,7 +50,8 @@ pub struct Config {
     /// Address of the admin HTTP server (/metrics, /livez, /readyz).
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,
-    /// The marketplace service: `http://host:port`, or several separated by commas. A host name
+    /// The marketplace service: `http://host:port` (`https://` for TLS, see
+    /// --upstream-tls-ca), or several separated by commas. A host name
     /// is resolved again every UPSTREAM_RESOLVE_INTERVAL_MS (a headless Service names every ready
     /// pod) and calls are balanced over every replica whose health reports SERVING.
     #[arg(
@@ -72,6 +73,21 @@ pub struct Config {
     /// How often upstream host names are resolved again, in milliseconds.
     #[arg(long, env = "UPSTREAM_RESOLVE_INTERVAL_MS", default_value_t = 5_000)]
     pub upstream_resolve_interval_ms: u64,
+    /// The CA (PEM) that signed the services' certificates: upstreams given as https:// are
+    /// reached over TLS and must present a certificate it signed (http:// stay plaintext).
+    #[arg(long, env = "UPSTREAM_TLS_CA_FILE")]
+    pub upstream_tls_ca: Option<PathBuf>,
+    /// Mutual TLS: the gateway's client certificate (PEM); needs --upstream-tls-key and
+    /// --upstream-tls-ca.
+    #[arg(long, env = "UPSTREAM_TLS_CERT_FILE", requires_all = ["upstream_tls_key", "upstream_tls_ca"])]
+    pub upstream_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --upstream-tls-cert.
+    #[arg(long, env = "UPSTREAM_TLS_KEY_FILE", requires = "upstream_tls_cert")]
+    pub upstream_tls_key: Option<PathBuf>,
+    /// The name the services' certificates must carry (upstream addresses are resolved to IPs);
+    /// default: the host of each upstream URL.
+    #[arg(long, env = "UPSTREAM_TLS_DOMAIN", requires = "upstream_tls_ca")]
+    pub upstream_tls_domain: Option<String>,
     /// Longest wait for an optional page section (recommendations), in milliseconds.
     #[arg(long, env = "OPTIONAL_TIMEOUT_MS", default_value_t = 800)]
     pub optional_timeout_ms: u64,
@@ -106,6 +122,12 @@ impl Config {
             recommendations: &self.recommendations_url,
             users: &self.users_url,
             resolve_every: Duration::from_millis(self.upstream_resolve_interval_ms.max(100)),
+            tls: upstream::UpstreamTls {
+                ca: self.upstream_tls_ca.as_deref(),
+                cert: self.upstream_tls_cert.as_deref(),
+                key: self.upstream_tls_key.as_deref(),
+                domain: self.upstream_tls_domain.as_deref(),
+            },
         }
     }
 }

@@ -1,6 +1,11 @@
 //! Configuration pieces every gRPC service shares, flattened into each binary's own `Config`.
 
-use std::time::Duration;
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// How a gRPC server protects itself and drains: the same knobs for every service.
 #[derive(clap::Args, Debug, Clone)]
@@ -27,6 +32,15 @@ pub struct ServeArgs {
     /// admin port for the format. Unset: faults only through the admin port.
     #[arg(long, env = "FAULTS_FILE")]
     pub faults_file: Option<std::path::PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key. Unset: plaintext.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by this CA (PEM); needs --tls-cert.
+    #[arg(long, env = "TLS_CLIENT_CA_FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -39,6 +53,87 @@ impl ServeArgs {
     pub fn shutdown_delay(&self) -> Duration {
         Duration::from_millis(self.shutdown_delay_ms)
     }
+
+    /// The server's TLS settings, `None` when --tls-cert is unset (plaintext); a file that cannot
+    /// be read or holds no PEM of the right kind is an error naming its flag.
+    pub fn tls(&self) -> Result<Option<ServerTlsConfig>, TlsFileError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+                (Some(_), None, _) => Err(TlsFileError::missing("--tls-key", "--tls-cert")),
+                (None, Some(_), _) => Err(TlsFileError::missing("--tls-cert", "--tls-key")),
+                (None, None, Some(_)) => {
+                    Err(TlsFileError::missing("--tls-cert", "--tls-client-ca"))
+                }
+                _ => Ok(None),
+            };
+        };
+        let identity = Identity::from_pem(
+            read_pem("--tls-cert", cert, Pem::Certificate)?,
+            read_pem("--tls-key", key, Pem::PrivateKey)?,
+        );
+        let mut tls = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.tls_client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(read_pem(
+                "--tls-client-ca",
+                ca,
+                Pem::Certificate,
+            )?));
+        }
+        Ok(Some(tls))
+    }
+}
+
+/// What a PEM file named by a TLS flag must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pem {
+    /// One or more `CERTIFICATE` blocks.
+    Certificate,
+    /// A `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block.
+    PrivateKey,
+}
+
+/// A TLS file that cannot be used, or a TLS flag given without the one it needs.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {why}")]
+pub struct TlsFileError {
+    pub flag: &'static str,
+    pub why: String,
+}
+
+impl TlsFileError {
+    fn missing(flag: &'static str, by: &str) -> Self {
+        Self {
+            flag,
+            why: format!("must be set together with {by}"),
+        }
+    }
+}
+
+/// Reads the PEM file given to `flag`, checking that it holds what `kind` says (the contents are
+/// parsed for real when the TLS configuration is built).
+pub fn read_pem(flag: &'static str, path: &Path, kind: Pem) -> Result<Vec<u8>, TlsFileError> {
+    let bytes = std::fs::read(path).map_err(|e| TlsFileError {
+        flag,
+        why: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let found = match kind {
+        Pem::Certificate => text.contains("-----BEGIN CERTIFICATE-----"),
+        Pem::PrivateKey => text
+            .lines()
+            .any(|l| l.starts_with("-----BEGIN ") && l.ends_with("PRIVATE KEY-----")),
+    };
+    if !found {
+        let what = match kind {
+            Pem::Certificate => "a PEM certificate (-----BEGIN CERTIFICATE-----)",
+            Pem::PrivateKey => "a PEM private key (-----BEGIN PRIVATE KEY-----)",
+        };
+        return Err(TlsFileError {
+            flag,
+            why: format!("{} does not hold {what}", path.display()),
+        });
+    }
+    Ok(bytes)
 }
 
 impl Default for ServeArgs {
@@ -50,6 +145,9 @@ impl Default for ServeArgs {
             drain_timeout_ms: 10_000,
             shutdown_delay_ms: 0,
             faults_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }

@@ -41,6 +41,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("admin server: {0}")]
     Admin(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::config::TlsFileError),
 }
 
 /// What a service gets before it starts serving: its metrics registry, its health (NOT_SERVING
@@ -183,7 +185,21 @@ impl Kit {
         }));
 
         let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = opts.tls()? {
+            builder = builder.tls_config(tls).map_err(|e| {
+                ServeError::Tls(crate::config::TlsFileError {
+                    flag: "--tls-cert/--tls-key/--tls-client-ca",
+                    why: tonic_error_chain(&e),
+                })
+            })?;
+            tracing::info!(
+                service = name,
+                mutual = opts.tls_client_ca.is_some(),
+                "serving TLS"
+            );
+        }
+        let server = builder
             .layer(stack)
             .add_service(health_server)
             .add_service(reflection)
@@ -212,6 +228,18 @@ impl Kit {
         tracing::info!(service = name, "stopped");
         result
     }
+}
+
+/// An error and its sources, one line (tonic's transport errors keep the cause in the source).
+fn tonic_error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 /// The paths (`/package.Service/Method`) of every server- or client-streaming method in these

@@ -21,20 +21,51 @@ use std::{
 use prometheus::IntGaugeVec;
 use tokio::{sync::mpsc::Sender, task::JoinHandle};
 use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_health::{
     ServingStatus,
     pb::{HealthCheckRequest, health_client::HealthClient},
 };
 
-/// Connection settings shared by the balanced connections and the health watches.
-pub fn endpoint(uri: &str) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(uri.to_owned())?
+/// Connection settings shared by the balanced connections and the health watches: to `addr`,
+/// over TLS when `tls` is given (with the server name to verify already set).
+pub fn endpoint(
+    addr: SocketAddr,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Endpoint, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true);
+    match tls {
+        Some(tls) => endpoint.tls_config(tls.clone()),
+        None => Ok(endpoint),
+    }
+}
+
+/// TLS to every replica of an upstream.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// CA and client identity, without the server name.
+    pub config: ClientTlsConfig,
+    /// The name replicas' certificates must carry; `None`: the host of each target.
+    pub domain: Option<String>,
+}
+
+impl Tls {
+    /// The settings for replicas found by resolving `target` (`host:port`).
+    fn for_target(&self, target: &str) -> ClientTlsConfig {
+        let domain = self.domain.clone().unwrap_or_else(|| {
+            let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned()
+        });
+        self.config.clone().domain_name(domain)
+    }
 }
 
 /// What the balancer of one upstream currently holds; read by the calling layer.
@@ -84,6 +115,8 @@ pub struct Discovery {
     pub targets: Vec<String>,
     pub resolve_every: Duration,
     pub gauge: IntGaugeVec,
+    /// TLS to the replicas; `None`: plaintext.
+    pub tls: Option<Tls>,
 }
 
 /// Starts discovery; returns the balanced channel and what it holds. The tasks end when the
@@ -129,8 +162,11 @@ struct Tracker {
 }
 
 impl Tracker {
-    /// Puts `addr` in (true) or out of (false) the balancer; returns false once the channel is gone.
-    async fn set(&self, addr: SocketAddr, serving: bool) -> bool {
+    /// Puts `addr` in (`Some`, reached through that endpoint) or out of (`None`) the balancer;
+    /// returns false once the channel is gone.
+    async fn set(&self, addr: SocketAddr, serving: Option<&Endpoint>) -> bool {
+        let join = serving.cloned();
+        let serving = join.is_some();
         let change = {
             let mut map = self.in_balancer.lock().unwrap_or_else(|e| e.into_inner());
             let was = map.insert(addr, serving).unwrap_or(false);
@@ -144,13 +180,9 @@ impl Tracker {
                     .gauge
                     .with_label_values(&[self.d.name])
                     .set(ready as i64);
-                Some(if serving {
-                    match endpoint(&format!("http://{addr}")) {
-                        Ok(e) => Change::Insert(addr, e),
-                        Err(_) => return true,
-                    }
-                } else {
-                    Change::Remove(addr)
+                Some(match join {
+                    Some(e) => Change::Insert(addr, e),
+                    None => Change::Remove(addr),
                 })
             }
         };
@@ -193,6 +225,7 @@ impl Tracker {
 /// address found and dropping those no longer named.
 async fn resolve_loop(t: Arc<Tracker>, target: String) {
     let literal = target.parse::<SocketAddr>().is_ok();
+    let tls = t.d.tls.as_ref().map(|tls| tls.for_target(&target));
     let mut watchers: HashMap<SocketAddr, JoinHandle<()>> = HashMap::new();
     let mut first = true;
     loop {
@@ -202,9 +235,9 @@ async fn resolve_loop(t: Arc<Tracker>, target: String) {
         match resolved {
             Ok(found) => {
                 for addr in &found {
-                    watchers
-                        .entry(*addr)
-                        .or_insert_with(|| tokio::spawn(watch_replica(t.clone(), *addr)));
+                    watchers.entry(*addr).or_insert_with(|| {
+                        tokio::spawn(watch_replica(t.clone(), *addr, tls.clone()))
+                    });
                 }
                 let gone: Vec<SocketAddr> = watchers
                     .keys()
@@ -215,7 +248,7 @@ async fn resolve_loop(t: Arc<Tracker>, target: String) {
                     if let Some(w) = watchers.remove(&addr) {
                         w.abort();
                     }
-                    t.set(addr, false).await;
+                    t.set(addr, None).await;
                     t.forget(addr);
                 }
                 if std::mem::take(&mut first) {
@@ -248,9 +281,13 @@ async fn resolve_loop(t: Arc<Tracker>, target: String) {
 }
 
 /// Follows one replica's health; in the balancer exactly while it reports SERVING.
-async fn watch_replica(t: Arc<Tracker>, addr: SocketAddr) {
-    let Ok(endpoint) = endpoint(&format!("http://{addr}")) else {
-        return;
+async fn watch_replica(t: Arc<Tracker>, addr: SocketAddr, tls: Option<ClientTlsConfig>) {
+    let endpoint = match endpoint(addr, tls.as_ref()) {
+        Ok(e) => e,
+        Err(error) => {
+            tracing::error!(upstream = t.d.name, %addr, %error, "no connection settings for the replica");
+            return;
+        }
     };
     let channel = endpoint.connect_lazy();
     let mut failures: u32 = 0;
@@ -265,7 +302,7 @@ async fn watch_replica(t: Arc<Tracker>, addr: SocketAddr) {
                 .into_inner();
             while let Some(update) = stream.message().await? {
                 let serving = update.status == ServingStatus::Serving as i32;
-                if !t.set(addr, serving).await {
+                if !t.set(addr, serving.then_some(&endpoint)).await {
                     return Ok(true);
                 }
                 if serving {
@@ -279,7 +316,12 @@ async fn watch_replica(t: Arc<Tracker>, addr: SocketAddr) {
             return; // the channel is gone
         }
         // The watch ended or failed: the replica is gone or restarting.
-        if !t.set(addr, false).await {
+        if let Err(status) = &outcome
+            && failures == 0
+        {
+            tracing::debug!(upstream = t.d.name, %addr, %status, "health watch failed");
+        }
+        if !t.set(addr, None).await {
             return;
         }
         failures = failures.saturating_add(1);

@@ -6,17 +6,23 @@ pub mod discovery;
 pub mod retry;
 
 use std::{
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use platform::config::{Pem, TlsFileError, read_pem};
 use platform::metrics::{GrpcMetricsLayer, GrpcMetricsService, Metrics, RpcMetrics, Side};
 use protos::{
     marketplace::v1::marketplace_service_client::MarketplaceServiceClient,
     recommendations::v1::recommendations_service_client::RecommendationsServiceClient,
     users::v1::users_service_client::UsersServiceClient,
 };
-use tonic::{Request, Status, metadata::MetadataValue, transport::Channel};
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
 use tower::Layer;
 
 use self::{
@@ -37,18 +43,49 @@ pub struct Upstreams {
     pub replicas: Vec<(&'static str, Arc<Replicas>)>,
 }
 
-/// An upstream address that is not a valid `http://host:port`.
+/// An upstream address that is not a valid `http(s)://host:port`, or TLS settings that cannot be
+/// used.
 #[derive(Debug, thiserror::Error)]
-#[error("{name} upstream address {url:?} is not valid: {why}")]
-pub struct BadUpstream {
-    name: &'static str,
-    url: String,
-    why: String,
+pub enum BadUpstream {
+    #[error("{name} upstream address {url:?} is not valid: {why}")]
+    Address {
+        name: &'static str,
+        url: String,
+        why: String,
+    },
+    #[error("upstream TLS: {0}")]
+    Tls(#[from] TlsFileError),
 }
 
-/// `http://host:port[,http://host:port…]` as `host:port` targets.
+/// Whether the upstream `urls` are https:// (reached over TLS) or http:// (plaintext); one
+/// upstream's addresses must agree.
+pub fn uses_tls(name: &'static str, urls: &str) -> Result<bool, BadUpstream> {
+    let https = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        });
+    let (mut any, mut all) = (false, true);
+    for h in https {
+        any |= h;
+        all &= h;
+    }
+    if any && !all {
+        return Err(BadUpstream::Address {
+            name,
+            url: urls.to_owned(),
+            why: "mixes http:// and https:// addresses".to_owned(),
+        });
+    }
+    Ok(any)
+}
+
+/// `http(s)://host:port[,http(s)://host:port…]` as `host:port` targets.
 pub fn targets(name: &'static str, urls: &str) -> Result<Vec<String>, BadUpstream> {
-    let bad = |url: &str, why: &str| BadUpstream {
+    let bad = |url: &str, why: &str| BadUpstream::Address {
         name,
         url: url.to_owned(),
         why: why.to_owned(),
@@ -61,8 +98,8 @@ pub fn targets(name: &'static str, urls: &str) -> Result<Vec<String>, BadUpstrea
             let uri: http::Uri = url
                 .parse()
                 .map_err(|e: http::uri::InvalidUri| bad(url, &e.to_string()))?;
-            if uri.scheme_str() != Some("http") {
-                return Err(bad(url, "the scheme must be http://"));
+            if !matches!(uri.scheme_str(), Some("http" | "https")) {
+                return Err(bad(url, "the scheme must be http:// or https://"));
             }
             let host = uri.host().ok_or_else(|| bad(url, "no host"))?;
             let port = uri.port_u16().ok_or_else(|| bad(url, "no port"))?;
@@ -82,6 +119,57 @@ pub struct UpstreamUrls<'a> {
     pub users: &'a str,
     /// How often host names are resolved again (new and departed replicas).
     pub resolve_every: Duration,
+    /// TLS to the upstreams given as https:// (which need its CA).
+    pub tls: UpstreamTls<'a>,
+}
+
+/// The gateway's TLS to the services given as https:// (`--upstream-tls-*`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpstreamTls<'a> {
+    /// The CA that signed the services' certificates (PEM).
+    pub ca: Option<&'a Path>,
+    /// The gateway's client certificate (PEM), for services that require mutual TLS.
+    pub cert: Option<&'a Path>,
+    /// Its private key (PEM).
+    pub key: Option<&'a Path>,
+    /// The name the services' certificates must carry; default: each URL's host.
+    pub domain: Option<&'a str>,
+}
+
+impl UpstreamTls<'_> {
+    /// The client TLS settings (without the server name), `None` for plaintext.
+    pub fn config(&self) -> Result<Option<ClientTlsConfig>, TlsFileError> {
+        let missing = |flag, by: &str| TlsFileError {
+            flag,
+            why: format!("must be set together with {by}"),
+        };
+        let Some(ca) = self.ca else {
+            return match (self.cert, self.key, self.domain) {
+                (None, None, None) => Ok(None),
+                _ => Err(missing(
+                    "--upstream-tls-ca",
+                    "--upstream-tls-cert, --upstream-tls-key or --upstream-tls-domain",
+                )),
+            };
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_pem(
+            "--upstream-tls-ca",
+            ca,
+            Pem::Certificate,
+        )?));
+        match (self.cert, self.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(
+                    read_pem("--upstream-tls-cert", cert, Pem::Certificate)?,
+                    read_pem("--upstream-tls-key", key, Pem::PrivateKey)?,
+                ));
+            }
+            (Some(_), None) => return Err(missing("--upstream-tls-key", "--upstream-tls-cert")),
+            (None, Some(_)) => return Err(missing("--upstream-tls-cert", "--upstream-tls-key")),
+            (None, None) => {}
+        }
+        Ok(Some(tls))
+    }
 }
 
 impl Upstreams {
@@ -98,14 +186,28 @@ impl Upstreams {
             &["upstream", "grpc_method", "outcome"],
         );
         let urls_resolve_every = urls.resolve_every;
+        let tls = urls.tls.config()?.map(|config| discovery::Tls {
+            config,
+            domain: urls.tls.domain.map(str::to_owned),
+        });
         let mut replicas = Vec::new();
         let mut build = |name: &'static str, health: &'static str, urls: &str| {
+            let tls = if uses_tls(name, urls)? {
+                Some(tls.clone().ok_or_else(|| BadUpstream::Address {
+                    name,
+                    url: urls.to_owned(),
+                    why: "https:// needs --upstream-tls-ca (UPSTREAM_TLS_CA_FILE)".to_owned(),
+                })?)
+            } else {
+                None
+            };
             let (channel, r) = discovery::start(Discovery {
                 name,
                 health_service: health,
                 targets: targets(name, urls)?,
                 resolve_every: urls_resolve_every,
                 gauge: gauge.clone(),
+                tls,
             });
             replicas.push((name, r.clone()));
             let policy = Arc::new(CallPolicy::new(name, r, retries.clone()));

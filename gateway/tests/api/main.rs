@@ -5,3 +5,8 @@ mod degraded;
 mod errors;
 mod helpers;
 mod limits;
+// The marketplace tests' throwaway CA (some of its helpers are used there only).
+#[allow(dead_code)]
+#[path = "../../../marketplace/tests/api/pki.rs"]
+mod pki;
+mod tls;

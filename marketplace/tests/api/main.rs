@@ -4,3 +4,5 @@ mod catalog_rpcs;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod pki;
+mod tls;
