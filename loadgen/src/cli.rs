@@ -146,7 +146,9 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     /// Statuses a drill expects: `CODES` for every step or `STEPS:CODES`, STEPS joined by `+`
     /// (`recommendations` = similar+popular+rate+for_you+feed), CODES by `,`; repeatable (space
-    /// separated in the environment). E.g. `--expect-status recommendations:503`.
+    /// separated in the environment). E.g. `--expect-status recommendations:503`. Always
+    /// expected: sign-up's 409 (an account from an earlier run) and sign-in's and sign-up's 429
+    /// (the gateway's per-client budget; loadgen pauses its sign-ins for the Retry-After).
     #[arg(long, env = "LOADGEN_EXPECT_STATUS", value_delimiter = ' ')]
     pub expect_status: Vec<String>,
     /// Count transport errors and timeouts (no answer at all) as expected.

@@ -120,6 +120,8 @@ pub struct Done {
     /// For errors: the problem's detail or the transport error.
     pub detail: String,
     pub feed_events: u64,
+    /// The answer's `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 /// Everything the shoppers share.
@@ -274,6 +276,12 @@ impl Shop {
         };
         let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
+        if now < b.at {
+            // Paused by the gateway's 429 until its Retry-After has passed.
+            drop(b);
+            self.auth_deferred.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.per_second).min(b.burst);
         b.at = now;
         if b.tokens >= 1.0 {
@@ -282,6 +290,16 @@ impl Shop {
         } else {
             self.auth_deferred.fetch_add(1, Ordering::Relaxed);
             false
+        }
+    }
+
+    /// The gateway said 429 to a sign-in or sign-up: no more of them until `retry_after` has
+    /// passed (its per-client budget is spent, by this run or another from the same address).
+    fn auth_pause(&self, retry_after: Duration) {
+        if let Some(budget) = &self.auth {
+            let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
+            b.tokens = 0.0;
+            b.at = Instant::now() + retry_after;
         }
     }
 
@@ -458,8 +476,10 @@ impl Shop {
                 "password": self.password(i),
             }));
         let (done, _) = self.exchange(Step::Signup, req, rng).await;
-        if matches!(done.outcome.status(), Some(201 | 409)) {
-            self.account(i).exists = true;
+        match done.outcome.status() {
+            Some(201 | 409) => self.account(i).exists = true,
+            Some(429) => self.auth_pause(Duration::from_secs(done.retry_after.unwrap_or(6))),
+            _ => {}
         }
         done
     }
@@ -470,6 +490,9 @@ impl Shop {
             .post(format!("{}/api/v1/sessions", self.base))
             .json(&json!({ "email": self.email(i), "password": self.password(i) }));
         let (done, body) = self.exchange(Step::Signin, req, rng).await;
+        if done.outcome.status() == Some(429) {
+            self.auth_pause(Duration::from_secs(done.retry_after.unwrap_or(6)));
+        }
         if let Some(v) = body
             && let Some(token) = v.get("access_token").and_then(Value::as_str)
         {
@@ -534,9 +557,15 @@ impl Shop {
             .timeout(self.timeout)
             .send()
             .await;
+        let mut retry_after = None;
         let (outcome, detail, body) = match sent {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
                 match resp.bytes().await {
                     Ok(bytes) => {
                         let outcome = self.classify_status(step, status);
@@ -563,6 +592,7 @@ impl Shop {
                 trace_id,
                 detail,
                 feed_events: 0,
+                retry_after,
             },
             body,
         )
@@ -592,6 +622,7 @@ impl Shop {
             trace_id,
             detail: format!("the feed did not open within {:?}", self.timeout),
             feed_events: 0,
+            retry_after: None,
         };
         let resp = match opened {
             Err(_) => return done,

@@ -188,11 +188,14 @@ pub struct Expectations {
 impl Expectations {
     /// Each spec is `CODES` (every step), or `STEPS:CODES`, with `STEPS` step names joined by
     /// `+` (or `recommendations`: the steps served by the recommendations service) and `CODES`
-    /// status codes joined by `,`. Sign-up's 409 (the account exists already, from an earlier
-    /// run with the same account names) is always expected.
+    /// status codes joined by `,`. Always expected: sign-up's 409 (the account exists already,
+    /// from an earlier run with the same account names) and sign-in's and sign-up's 429 (the
+    /// gateway's per-client budget, spent by an earlier run from the same address; loadgen then
+    /// pauses its sign-ins for the `Retry-After`).
     pub fn parse(specs: &[String], transport: bool) -> Result<Self, String> {
         let mut by_step: BTreeMap<Step, Vec<u16>> = BTreeMap::new();
-        by_step.entry(Step::Signup).or_default().push(409);
+        by_step.insert(Step::Signup, vec![409, 429]);
+        by_step.insert(Step::Signin, vec![429]);
         for spec in specs {
             let spec = spec.trim();
             if spec.is_empty() {
@@ -282,6 +285,8 @@ mod tests {
         assert!(!e.status(Step::Home, 503));
         assert!(e.status(Step::Signin, 429));
         assert!(e.status(Step::Signup, 409));
+        assert!(e.status(Step::Signin, 429));
+        assert!(!e.status(Step::ForYou, 429));
         assert!(!e.status(Step::BookApi, 404));
         let all = Expectations::parse(&["404".into()], false).unwrap();
         assert!(all.status(Step::BookApi, 404));
