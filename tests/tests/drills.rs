@@ -3,14 +3,11 @@
 //! ready; and `loadgen seed` run twice with one seed. Each run is bounded (a few hundred
 //! requests); `cargo test -p tests --test drills -- --nocapture` prints loadgen's summaries.
 
-use std::{
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::{process::Stdio, time::Duration};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::{Suite, bin_dir, unique};
+use tests::{Suite, bin_dir, metric, unique, wait_until};
 
 /// What one loadgen run printed (its `--json` summary) and how it exited.
 struct Run {
@@ -106,33 +103,6 @@ async fn seed(s: &Suite, args: &[&str]) -> Run {
     Run {
         summary,
         code: out.status.code(),
-    }
-}
-
-/// The sum of one metric's samples whose labels contain every `a="b"` given.
-async fn metric(admin_url: &str, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(format!("{admin_url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|x| l.contains(x)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

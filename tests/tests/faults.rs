@@ -13,7 +13,7 @@ use std::{
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tests::{Suite, SuiteOptions, unique};
+use tests::{Suite, SuiteOptions, metric, unique, wait_until};
 
 /// The outcome of every request a [`Load`] sent.
 #[derive(Debug, Default, Clone)]
@@ -75,15 +75,7 @@ impl Load {
 
     async fn finish(self) -> Tally {
         self.stop.store(true, Ordering::SeqCst);
-        let mut all = Tally::default();
-        for t in self.tasks {
-            let t = t.await.unwrap();
-            all.sent += t.sent;
-            all.ok += t.ok;
-            all.bad.extend(t.bad);
-            all.lost.extend(t.lost);
-        }
-        all
+        self.await_all().await
     }
 }
 
@@ -108,33 +100,6 @@ fn book_urls(s: &Suite, n: i64) -> Vec<String> {
     (1..=n)
         .map(|id| format!("{}/api/v1/books/{id}", s.base_url))
         .collect()
-}
-
-/// The sum of one metric's samples whose labels contain every `a="b"` given.
-async fn metric(admin_url: &str, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(format!("{admin_url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|x| l.contains(x)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn ready_replicas(s: &Suite, upstream: &str) -> f64 {
