@@ -69,7 +69,9 @@ struct Row {
 pub struct Catalog {
     books: Vec<Book>,
     by_id: HashMap<i64, u32>,
-    search: SearchIndex,
+    /// Built on first use (or by [`Catalog::with_search`]): readers that never search (the
+    /// recommendations service) neither pay for it at start nor hold it in memory.
+    search: std::sync::OnceLock<SearchIndex>,
 }
 
 impl Catalog {
@@ -120,12 +122,17 @@ impl Catalog {
                 });
             }
         }
-        let search = SearchIndex::build(&books);
         Ok(Self {
             books,
             by_id,
-            search,
+            search: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Builds the search index now (the marketplace does, before it reports SERVING).
+    pub fn with_search(self) -> Self {
+        self.search.get_or_init(|| SearchIndex::build(&self.books));
+        self
     }
 
     /// Every book, most popular first (most ratings, ties by id).
@@ -148,6 +155,7 @@ impl Catalog {
     /// Books matching every word of `query`, best first; empty when the query has no words.
     pub fn search(&self, query: &str) -> Vec<&Book> {
         self.search
+            .get_or_init(|| SearchIndex::build(&self.books))
             .search(query, &self.books)
             .into_iter()
             .map(|i| &self.books[i as usize])

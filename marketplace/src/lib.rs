@@ -79,7 +79,10 @@ pub async fn run(
     let path = config.catalog_path.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || Catalog::load(path.as_deref())).await;
+        let loaded = tokio::task::spawn_blocking(move || {
+            Catalog::load(path.as_deref()).map(Catalog::with_search)
+        })
+        .await;
         match loaded {
             Ok(Ok(c)) => {
                 tracing::info!(
