@@ -325,6 +325,33 @@ impl Suite {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        // Ready services are not yet callable through the gateway until its health watches have
+        // put every replica in its balancer: wait for that too (a suite this harness started).
+        if let Some(gateway) = self.admin("gateway").map(str::to_owned)
+            && !self.grpc_addrs.is_empty()
+        {
+            for upstream in ["marketplace", "recommendations", "users"] {
+                let want = self
+                    .grpc_addrs
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(upstream))
+                    .count() as f64;
+                let label = format!("upstream=\"{upstream}\"");
+                loop {
+                    let have = metric(&gateway, "gateway_upstream_ready_replicas", &[&label]).await;
+                    if have >= want {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "the gateway has {have} of {want} {upstream} replicas in its balancer after 60 s; logs in {}",
+                            self.dir.display()
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
         Ok(())
     }
 

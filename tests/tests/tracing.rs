@@ -286,11 +286,18 @@ async fn no_password_or_token_reaches_a_log() {
     let c = reqwest::Client::new();
     let email = format!("quiet-{}@example.org", unique());
     let password = format!("Pa55-{}", unique());
-    c.post(format!("{}/api/v1/users", s.base_url))
+    let signed_up = c
+        .post(format!("{}/api/v1/users", s.base_url))
         .json(&json!({"email": email, "display_name": "Q", "password": password}))
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        signed_up.status(),
+        201,
+        "{}",
+        signed_up.text().await.unwrap()
+    );
     let session: serde_json::Value = c
         .post(format!("{}/api/v1/sessions", s.base_url))
         .json(&json!({"email": email, "password": password}))
@@ -300,7 +307,9 @@ async fn no_password_or_token_reaches_a_log() {
         .json()
         .await
         .unwrap();
-    let token = session["access_token"].as_str().unwrap();
+    let token = session["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {session}"));
     c.get(format!("{}/api/v1/me/ratings", s.base_url))
         .bearer_auth(token)
         .send()
