@@ -383,6 +383,8 @@ impl Suite {
     }
 
     /// Starts `name` again after it stopped, and waits (bounded) until its `/readyz` answers.
+    /// A restarted service counts as back once the gateway's balancer holds it again (its
+    /// health watch retries with a backoff of up to 2 s after the process went away).
     pub async fn restart(&mut self, name: &str) {
         self.spawn(name).expect("restart");
         let url = format!("{}/readyz", self.admin(name).expect("admin url"));
@@ -396,7 +398,7 @@ impl Suite {
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if ok {
-                return;
+                break;
             }
             assert!(
                 Instant::now() < deadline,
@@ -405,6 +407,28 @@ impl Suite {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        let upstream = name.split('-').next().unwrap_or(name).to_owned();
+        let Some(gateway) = self.admin("gateway").map(str::to_owned) else {
+            return;
+        };
+        if upstream == "gateway" {
+            return;
+        }
+        let running = self
+            .children
+            .iter_mut()
+            .map(|(n, c)| n.starts_with(upstream.as_str()) && matches!(c.try_wait(), Ok(None)))
+            .filter(|&alive| alive)
+            .count() as f64;
+        let label = format!("upstream=\"{upstream}\"");
+        wait_until(
+            &format!("the gateway's balancer holding {running} {upstream} replicas"),
+            Duration::from_secs(30),
+            || async {
+                metric(&gateway, "gateway_upstream_ready_replicas", &[&label]).await >= running
+            },
+        )
+        .await;
     }
 
     /// The process id of `name`, while it runs.
