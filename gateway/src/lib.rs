@@ -192,10 +192,8 @@ struct RequestIds {
 
 impl RequestIds {
     fn new() -> Self {
-        let mut b = [0u8; 8];
-        let _ = getrandom::getrandom(&mut b);
         Self {
-            prefix: format!("{:016x}", u64::from_le_bytes(b)).into(),
+            prefix: format!("{:016x}", platform::random_below(u64::MAX)).into(),
             next: Default::default(),
         }
     }

@@ -244,7 +244,8 @@ where
         let (service, method) = (service.to_owned(), method.to_owned());
         let injected = self.faults.injected.clone();
         Box::pin(async move {
-            let latency = rule.latency_ms + jitter(rule.latency_jitter_ms);
+            let latency =
+                rule.latency_ms + crate::random_below(rule.latency_jitter_ms.saturating_add(1));
             let span = tracing::Span::current();
             if latency > 0 {
                 injected
@@ -254,7 +255,9 @@ where
                 tracing::info!(latency_ms = latency, "fault injected: latency");
                 tokio::time::sleep(Duration::from_millis(latency)).await;
             }
-            if rule.error_rate > 0.0 && (jitter(1_000_000) as f64) < rule.error_rate * 1e6 {
+            if rule.error_rate > 0.0
+                && (crate::random_below(1_000_000) as f64) < rule.error_rate * 1e6
+            {
                 let code = rule
                     .error_code
                     .as_deref()
@@ -270,16 +273,6 @@ where
             inner.call(req).await
         })
     }
-}
-
-/// A random number in `0..=n`, from the OS.
-fn jitter(n: u64) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    u64::from_le_bytes(b) % (n + 1)
 }
 
 #[cfg(test)]

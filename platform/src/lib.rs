@@ -25,3 +25,14 @@ pub fn now_unix_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// A random number in `0..n` (0 when `n` is 0), straight from the OS: for jitter and sampling on
+/// paths where a shared generator would need a lock.
+pub fn random_below(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let mut b = [0u8; 8];
+    let _ = getrandom::getrandom(&mut b);
+    u64::from_le_bytes(b) % n
+}

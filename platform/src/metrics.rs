@@ -251,12 +251,12 @@ impl Observation {
         m.handled
             .with_label_values(&[&self.service, &self.method, code_name(code)])
             .inc();
+        let elapsed = self.start.elapsed();
         m.handling_seconds
             .with_label_values(&[&self.service, &self.method])
-            .observe(self.start.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
         crate::telemetry::record_rpc_status(&self.span, m.side, code);
         m.in_flight.dec();
-        let elapsed = self.start.elapsed();
         if m.side == Side::Server && crate::telemetry::access_logged(code != 0, elapsed) {
             let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             // An access-log line per call (errors and slow calls always, a sample of the rest),
@@ -388,7 +388,8 @@ impl<B: Body> Body for MeteredBody<B> {
     }
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
+/// The `grpc-status` of a trailers-only response's headers, or of trailers.
+pub fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())

@@ -332,17 +332,7 @@ async fn watch_replica(t: Arc<Tracker>, addr: SocketAddr, tls: Option<ClientTlsC
 /// Full-jitter exponential backoff: random in [0, min(50 ms * 2^(n-1), 2 s)], at least 20 ms.
 pub fn backoff(attempt: u32) -> Duration {
     let cap_ms = (50u64 << attempt.saturating_sub(1).min(6)).min(2_000);
-    Duration::from_millis(20 + jitter(cap_ms))
-}
-
-/// A random number in `0..n` (0 when n is 0), from the OS (no shared generator to lock).
-pub fn jitter(n: u64) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    u64::from_le_bytes(b) % n
+    Duration::from_millis(20 + platform::random_below(cap_ms))
 }
 
 #[cfg(test)]

@@ -77,13 +77,6 @@ fn status_response(status: tonic::Status) -> http::Response<Body> {
     status.into_http()
 }
 
-fn grpc_code(resp: &http::Response<Body>) -> Option<i32> {
-    resp.headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok())
-}
-
 impl<S> Service<http::Request<Body>> for Calls<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
@@ -142,7 +135,10 @@ where
                 }
                 let outcome = attempt_once(inner.clone(), req, &policy, left).await;
                 let unavailable = match &outcome {
-                    Ok(resp) => grpc_code(resp) == Some(tonic::Code::Unavailable as i32),
+                    Ok(resp) => {
+                        platform::metrics::grpc_status(resp.headers())
+                            == Some(tonic::Code::Unavailable as i32)
+                    }
                     Err(_) => true,
                 };
                 if !unavailable || !retryable || attempt >= MAX_ATTEMPTS {

@@ -7,7 +7,7 @@ use protos::marketplace::v1::GetBookRequest;
 use tonic::Code;
 use tonic_health::ServingStatus;
 
-use crate::helpers::{TestService, spawn_service, spawn_with};
+use crate::helpers::{TestService, spawn_service, spawn_serving};
 
 async fn admin(s: &TestService, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
     let r = reqwest::Client::new()
@@ -55,15 +55,7 @@ async fn an_expired_deadline_is_deadline_exceeded_on_the_wire_and_in_the_metrics
     assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
     assert!(started.elapsed() < Duration::from_millis(1_000));
     // The server's own request timeout, with no caller deadline at all.
-    let short = spawn_with(&["--request-timeout-ms", "150"]).await;
-    platform::health::wait_for_status(
-        short.channel.clone(),
-        SERVICE_NAME,
-        ServingStatus::Serving,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let short = spawn_serving(&["--request-timeout-ms", "150"]).await;
     admin(
         &short,
         reqwest::Method::PUT,
@@ -152,15 +144,7 @@ async fn injected_errors_and_not_ready_switch_on_and_off_at_runtime() {
 
 #[tokio::test]
 async fn a_burst_beyond_the_limit_is_shed_at_once_with_a_pushback() {
-    let s = spawn_with(&["--concurrency-limit", "2"]).await;
-    platform::health::wait_for_status(
-        s.channel.clone(),
-        SERVICE_NAME,
-        ServingStatus::Serving,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let s = spawn_serving(&["--concurrency-limit", "2"]).await;
     admin(
         &s,
         reqwest::Method::PUT,

@@ -56,7 +56,12 @@ pub async fn spawn_with(args: &[&str]) -> TestService {
 
 /// The marketplace, SERVING.
 pub async fn spawn_service() -> TestService {
-    let s = spawn_with(&[]).await;
+    spawn_serving(&[]).await
+}
+
+/// The marketplace started with `args`, SERVING.
+pub async fn spawn_serving(args: &[&str]) -> TestService {
+    let s = spawn_with(args).await;
     platform::health::wait_for_status(
         s.channel.clone(),
         SERVICE_NAME,

@@ -13,7 +13,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::helpers::{spawn_service, spawn_with};
+use crate::helpers::{spawn_service, spawn_serving, spawn_with};
 
 #[tokio::test]
 async fn health_reports_serving_for_the_service_and_overall() {
@@ -109,15 +109,7 @@ async fn metrics_count_calls_by_method_and_code() {
 
 #[tokio::test]
 async fn shutdown_turns_health_not_serving_first_then_exits() {
-    let mut s = spawn_with(&["--shutdown-delay-ms", "300"]).await;
-    platform::health::wait_for_status(
-        s.channel.clone(),
-        SERVICE_NAME,
-        ServingStatus::Serving,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let mut s = spawn_serving(&["--shutdown-delay-ms", "300"]).await;
     let watcher = tokio::spawn(platform::health::wait_for_status(
         s.channel.clone(),
         SERVICE_NAME,
