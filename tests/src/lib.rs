@@ -471,6 +471,23 @@ impl Suite {
             .map(|(_, a)| a.as_str())
     }
 
+    /// Signs `email` in through the public API; the bearer token (the test fails without one).
+    pub async fn sign_in(&self, c: &reqwest::Client, email: &str, password: &str) -> String {
+        let session: serde_json::Value = c
+            .post(format!("{}/api/v1/sessions", self.base_url))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("sign-in answered")
+            .json()
+            .await
+            .expect("a JSON session");
+        session["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token for {email}: {session}"))
+            .to_owned()
+    }
+
     /// The admin URL of one binary, when known.
     pub fn admin(&self, name: &str) -> Option<&str> {
         self.admin_urls

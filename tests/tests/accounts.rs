@@ -35,16 +35,7 @@ async fn account(s: &Suite, c: &Client) -> (String, String, String) {
 }
 
 async fn sign_in(s: &Suite, c: &Client, email: &str) -> String {
-    let session: Value = c
-        .post(format!("{}/api/v1/sessions", s.base_url))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    session["access_token"].as_str().unwrap().to_owned()
+    s.sign_in(c, email, "correct horse battery").await
 }
 
 async fn my_ratings(s: &Suite, c: &Client, token: &str) -> StatusCode {

@@ -501,16 +501,7 @@ async fn sign_up(s: &Suite, c: &Client) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r: Value = c
-        .post(format!("{}/api/v1/sessions", s.base_url))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"].as_str().unwrap().to_owned()
+    s.sign_in(c, &email, "correct horse battery").await
 }
 
 /// Writes ratings (each to a new book) from 4 writers while recommendations is SIGKILLed and
