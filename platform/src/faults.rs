@@ -21,7 +21,7 @@ use prometheus::IntCounterVec;
 use serde::{Deserialize, Serialize};
 use tower::{Layer, Service};
 
-use crate::{health::Health, metrics::split_grpc_path};
+use crate::{health::Health, observe::split_grpc_path};
 
 /// One fault rule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ pub mod health;
 pub mod http_metrics;
 pub mod listen;
 pub mod metrics;
+pub mod observe;
 pub mod page_token;
 pub mod revocation;
 pub mod shutdown;

@@ -1,20 +1,19 @@
 //! Prometheus metrics for every process: one registry per process (so tests can run several
-//! services in one test binary), gRPC server and client RED metrics as one tower layer, HTTP
-//! metrics for the gateway, and the process collector (CPU, RSS, fds).
+//! services in one test binary), gRPC server and client RED metrics (an observer of
+//! [`crate::observe::Observe`]), HTTP metrics for the gateway, and the process collector (CPU,
+//! RSS, fds).
 
 use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
+    sync::{Arc, OnceLock, RwLock},
     time::Instant,
 };
 
-use http_body::{Body, Frame, SizeHint};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
-use tower::{Layer, Service};
+
+use crate::observe::Observer;
 
 /// Latency buckets (seconds) shared by the gRPC and HTTP histograms: 0.5 ms up to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -98,31 +97,44 @@ impl Default for Metrics {
     }
 }
 
-/// Which end of a gRPC call a [`GrpcMetricsLayer`] observes.
+/// Which end of a gRPC call an observation layer watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     Server,
     Client,
 }
 
-/// RED metrics of gRPC calls, named as go-grpc-prometheus names them so dashboards know them.
-pub struct RpcMetrics {
-    side: Side,
+/// RED metrics of gRPC calls, named as go-grpc-prometheus names them so dashboards know them: an
+/// [`Observer`] for the [`crate::observe::Observe`] layer.
+#[derive(Clone)]
+pub struct RpcMetrics(Arc<RpcFamilies>);
+
+struct RpcFamilies {
     started: IntCounterVec,
     handled: IntCounterVec,
     handling_seconds: HistogramVec,
     in_flight: IntGauge,
+    /// Each method's series, resolved once: a call then costs no label hashing or allocation.
+    methods: RwLock<Vec<Arc<MethodSeries>>>,
+}
+
+/// One method's series; `handled` per status code, made on first use.
+struct MethodSeries {
+    service: Box<str>,
+    method: Box<str>,
+    started: IntCounter,
+    handling_seconds: Histogram,
+    handled: [OnceLock<IntCounter>; 17],
 }
 
 impl RpcMetrics {
     /// Registers `grpc_server_*` or `grpc_client_*` families.
-    pub fn new(metrics: &Metrics, side: Side) -> Arc<Self> {
+    pub fn new(metrics: &Metrics, side: Side) -> Self {
         let p = match side {
             Side::Server => "grpc_server",
             Side::Client => "grpc_client",
         };
-        Arc::new(Self {
-            side,
+        Self(Arc::new(RpcFamilies {
             started: metrics.counter_vec(
                 &format!("{p}_started_total"),
                 "gRPC calls started.",
@@ -139,252 +151,71 @@ impl RpcMetrics {
                 &["grpc_service", "grpc_method"],
             ),
             in_flight: metrics.gauge(&format!("{p}_in_flight"), "gRPC calls in progress."),
-        })
+            methods: RwLock::default(),
+        }))
     }
-}
 
-/// Tower layer that counts, times and traces every gRPC call passing through it.
-#[derive(Clone)]
-pub struct GrpcMetricsLayer {
-    metrics: Arc<RpcMetrics>,
-}
-
-impl GrpcMetricsLayer {
-    pub fn new(metrics: Arc<RpcMetrics>) -> Self {
-        Self { metrics }
-    }
-}
-
-impl<S> Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetricsService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetricsService {
-            inner,
-            metrics: self.metrics.clone(),
+    fn series(&self, service: &str, method: &str) -> Arc<MethodSeries> {
+        let f = &self.0;
+        let find = |methods: &[Arc<MethodSeries>]| {
+            methods
+                .iter()
+                .find(|s| &*s.service == service && &*s.method == method)
+                .cloned()
+        };
+        // A service has a handful of methods: a scan, no key to build.
+        if let Some(s) = find(&f.methods.read().unwrap_or_else(|e| e.into_inner())) {
+            return s;
         }
-    }
-}
-
-/// See [`GrpcMetricsLayer`].
-#[derive(Clone)]
-pub struct GrpcMetricsService<S> {
-    inner: S,
-    metrics: Arc<RpcMetrics>,
-}
-
-/// Splits `/package.Service/Method` into its two halves.
-pub fn split_grpc_path(path: &str) -> (&str, &str) {
-    let trimmed = path.strip_prefix('/').unwrap_or(path);
-    trimmed.split_once('/').unwrap_or((trimmed, ""))
-}
-
-impl<S, ReqB, ResB> Service<http::Request<ReqB>> for GrpcMetricsService<S>
-where
-    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
-    S::Error: std::fmt::Display,
-{
-    type Response = http::Response<MeteredBody<ResB>>;
-    type Error = S::Error;
-    type Future = MeteredFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<ReqB>) -> Self::Future {
-        let (service, method) = split_grpc_path(req.uri().path());
-        let (service, method) = (service.to_owned(), method.to_owned());
-        let span = crate::telemetry::rpc_span(self.metrics.side, &service, &method, &mut req);
-        let m = &self.metrics;
-        m.started.with_label_values(&[&service, &method]).inc();
-        m.in_flight.inc();
-        let deadline = match m.side {
-            Side::Server => {
-                crate::deadline::call_budget(req.headers(), None).map(|b| Instant::now() + b)
-            }
-            Side::Client => None,
-        };
-        let obs = Observation {
-            deadline,
-            metrics: m.clone(),
-            service,
-            method,
-            start: Instant::now(),
-            span,
-            done: false,
-        };
-        let inner = {
-            let _entered = obs.span.enter();
-            self.inner.call(req)
-        };
-        MeteredFuture {
-            inner,
-            obs: Some(obs),
+        let mut methods = f.methods.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = find(&methods) {
+            return s;
         }
+        let s = Arc::new(MethodSeries {
+            service: service.into(),
+            method: method.into(),
+            started: f.started.with_label_values(&[service, method]),
+            handling_seconds: f.handling_seconds.with_label_values(&[service, method]),
+            handled: Default::default(),
+        });
+        methods.push(s.clone());
+        s
     }
 }
 
-/// One call being observed; records exactly once, on its status or, if dropped first, as
-/// cancelled.
-pub struct Observation {
-    /// The caller's deadline (server side): a call dropped at it expired rather than was
-    /// cancelled (the caller's timer fires a moment before ours and resets the stream).
-    deadline: Option<Instant>,
-    metrics: Arc<RpcMetrics>,
-    service: String,
-    method: String,
+/// A call being counted.
+pub struct RpcMetricsCall {
+    series: Arc<MethodSeries>,
     start: Instant,
-    span: tracing::Span,
-    done: bool,
 }
 
-impl Observation {
-    fn finish(mut self, code: i32) {
-        self.record(code);
+impl Observer for RpcMetrics {
+    type Call = RpcMetricsCall;
+
+    fn start<B>(&self, service: &str, method: &str, _req: &mut http::Request<B>) -> RpcMetricsCall {
+        let series = self.series(service, method);
+        series.started.inc();
+        self.0.in_flight.inc();
+        RpcMetricsCall {
+            series,
+            start: Instant::now(),
+        }
     }
 
-    fn record(&mut self, code: i32) {
-        if std::mem::replace(&mut self.done, true) {
-            return;
-        }
-        let m = &self.metrics;
-        m.handled
-            .with_label_values(&[&self.service, &self.method, code_name(code)])
+    fn end(&self, call: RpcMetricsCall, code: i32) {
+        let s = &call.series;
+        // Codes outside gRPC's 0..=16 are counted as Unknown, as `code_name` names them.
+        let code = if (0..=16).contains(&code) { code } else { 2 };
+        s.handled[code as usize]
+            .get_or_init(|| {
+                self.0
+                    .handled
+                    .with_label_values(&[&*s.service, &*s.method, code_name(code)])
+            })
             .inc();
-        let elapsed = self.start.elapsed();
-        m.handling_seconds
-            .with_label_values(&[&self.service, &self.method])
-            .observe(elapsed.as_secs_f64());
-        crate::telemetry::record_rpc_status(&self.span, m.side, code);
-        m.in_flight.dec();
-        if m.side == Side::Server && crate::telemetry::access_logged(code != 0, elapsed) {
-            let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-            // An access-log line per call (errors and slow calls always, a sample of the rest),
-            // inside the call's span (so it carries the trace id); health checks only at debug.
-            if self.service.starts_with("grpc.") {
-                tracing::debug!(parent: &self.span, grpc.code = code_name(code), elapsed_ms, "rpc handled");
-            } else {
-                tracing::info!(parent: &self.span, grpc.code = code_name(code), elapsed_ms, "rpc handled");
-            }
-        }
-    }
-}
-
-impl Drop for Observation {
-    fn drop(&mut self) {
-        // No status seen: the caller went away. At (or within a hair of) its deadline that is
-        // DEADLINE_EXCEEDED, as gRPC defines it; before, a cancellation.
-        let expired = self
-            .deadline
-            .is_some_and(|d| Instant::now() + DEADLINE_SLACK >= d);
-        self.record(if expired { 4 } else { 1 });
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Response future of [`GrpcMetricsService`].
-    pub struct MeteredFuture<F> {
-        #[pin]
-        inner: F,
-        obs: Option<Observation>,
-    }
-}
-
-/// How close to the caller's deadline a dropped call counts as expired, not cancelled.
-const DEADLINE_SLACK: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// What tonic's client says when a call's own deadline expires before an answer arrives.
-const TONIC_TIMEOUT: &str = "Timeout expired";
-
-impl<F, ResB, E> Future for MeteredFuture<F>
-where
-    F: Future<Output = Result<http::Response<ResB>, E>>,
-    E: std::fmt::Display,
-{
-    type Output = Result<http::Response<MeteredBody<ResB>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = {
-            let _entered = this.obs.as_ref().map(|o| o.span.enter());
-            ready!(this.inner.poll(cx))
-        };
-        let obs = this.obs.take();
-        Poll::Ready(match result {
-            Ok(resp) => {
-                // A trailers-only response (errors) carries the status in its headers.
-                let obs = match (obs, grpc_status(resp.headers())) {
-                    (Some(o), Some(code)) => {
-                        o.finish(code);
-                        None
-                    }
-                    (o, _) => o,
-                };
-                Ok(resp.map(|inner| MeteredBody { inner, obs }))
-            }
-            Err(e) => {
-                if let Some(o) = obs {
-                    // The caller's own deadline (DEADLINE_EXCEEDED), else a transport failure
-                    // (UNAVAILABLE).
-                    o.finish(if e.to_string() == TONIC_TIMEOUT {
-                        4
-                    } else {
-                        14
-                    });
-                }
-                Err(e)
-            }
-        })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that records the call's status when its trailers pass by.
-    pub struct MeteredBody<B> {
-        #[pin]
-        inner: B,
-        obs: Option<Observation>,
-    }
-}
-
-impl<B: Body> Body for MeteredBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        match &frame {
-            Some(Ok(f)) => {
-                if let Some(trailers) = f.trailers_ref()
-                    && let Some(o) = this.obs.take()
-                {
-                    o.finish(grpc_status(trailers).unwrap_or(2));
-                }
-            }
-            Some(Err(_)) => {
-                if let Some(o) = this.obs.take() {
-                    o.finish(14);
-                }
-            }
-            None => {
-                if let Some(o) = this.obs.take() {
-                    o.finish(2);
-                }
-            }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        s.handling_seconds
+            .observe(call.start.elapsed().as_secs_f64());
+        self.0.in_flight.dec();
     }
 }
 
@@ -423,15 +254,6 @@ pub fn code_name(code: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_grpc_path_splits_into_service_and_method() {
-        assert_eq!(
-            split_grpc_path("/bookstore.users.v1.UsersService/SignIn"),
-            ("bookstore.users.v1.UsersService", "SignIn")
-        );
-        assert_eq!(split_grpc_path("/odd"), ("odd", ""));
-    }
 
     #[test]
     fn status_codes_are_named_as_grpc_go_names_them() {

@@ -276,6 +276,58 @@ async fn one_page_view_is_one_trace_across_gateway_marketplace_and_recommendatio
     }
 }
 
+/// Without an exporter no OpenTelemetry span is built, but the trace still travels: every
+/// process's log lines for one page view carry the caller's trace id, each with a span id of
+/// its own, and the services' calls continue the gateway's trace rather than starting new ones.
+#[tokio::test]
+async fn without_an_exporter_logs_still_carry_one_trace_across_processes() {
+    if Suite::is_external() {
+        eprintln!("skipped: reads the logs of a suite it started");
+        return;
+    }
+    let s = Suite::start().await;
+    let trace_id = random_hex(16);
+    let parent = random_hex(8);
+    let page = reqwest::Client::new()
+        .get(format!("{}/", s.base_url))
+        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let mut span_ids = std::collections::HashSet::new();
+    for name in ["gateway", "marketplace", "recommendations"] {
+        let mut lines: Vec<serde_json::Value> = Vec::new();
+        for _ in 0..50 {
+            lines = s
+                .log(name)
+                .lines()
+                .filter(|l| l.contains(&trace_id))
+                .map(|l| serde_json::from_str(l).expect("JSON log line"))
+                .collect();
+            if !lines.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            !lines.is_empty(),
+            "{name} logged nothing with trace {trace_id}:\n{}",
+            s.log(name)
+        );
+        for l in &lines {
+            assert_eq!(l["trace_id"], trace_id.as_str(), "{l}");
+            let span = l["span_id"].as_str().unwrap_or_default();
+            assert!(span.len() == 16 && span != parent, "{l}");
+            span_ids.insert(span.to_owned());
+        }
+    }
+    assert!(
+        span_ids.len() >= 3,
+        "one span per process at least: {span_ids:?}"
+    );
+}
+
 #[tokio::test]
 async fn no_password_or_token_reaches_a_log() {
     if Suite::is_external() {

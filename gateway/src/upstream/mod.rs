@@ -12,7 +12,8 @@ use std::{
 };
 
 use platform::config::{Pem, TlsFileError, read_pem};
-use platform::metrics::{GrpcMetricsLayer, GrpcMetricsService, Metrics, RpcMetrics, Side};
+use platform::metrics::Metrics;
+use platform::observe::{ClientObservation, ClientObserved};
 use protos::{
     marketplace::v1::marketplace_service_client::MarketplaceServiceClient,
     recommendations::v1::recommendations_service_client::RecommendationsServiceClient,
@@ -31,7 +32,7 @@ use self::{
 };
 
 /// A balanced channel with the call policy and the client metrics layer on it.
-pub type Upstream = GrpcMetricsService<Calls<Channel>>;
+pub type Upstream = ClientObserved<Calls<Channel>>;
 
 /// Clients of the three services; cloning shares the channels.
 #[derive(Clone)]
@@ -174,7 +175,7 @@ impl UpstreamTls<'_> {
 
 impl Upstreams {
     pub fn new(urls: &UpstreamUrls<'_>, metrics: &Metrics) -> Result<Self, BadUpstream> {
-        let layer = GrpcMetricsLayer::new(RpcMetrics::new(metrics, Side::Client));
+        let layer = ClientObservation::new(metrics);
         let gauge = metrics.gauge_vec(
             "gateway_upstream_ready_replicas",
             "Replicas of each upstream reporting SERVING, and so in the gateway's balancer.",

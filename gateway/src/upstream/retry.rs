@@ -103,7 +103,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_grpc_timeout)
                 .map(|t| started + t);
-            let method = platform::metrics::split_grpc_path(req.uri().path()).1;
+            let method = platform::observe::split_grpc_path(req.uri().path()).1;
             let retryable = is_idempotent(method);
             let method = method.to_owned();
             policy.budget.deposit();

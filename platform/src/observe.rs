@@ -1,0 +1,360 @@
+//! Watching gRPC calls from start to status, written once: [`Observe`] wraps a service and tells
+//! an [`Observer`] when a call starts and, exactly once, which status it ended with: from a
+//! trailers-only response, from the trailers at the end of the body, from a transport error, or,
+//! when the call is dropped unanswered, Canceled, or DeadlineExceeded if the caller's deadline
+//! had come (gRPC's definition: the caller's timer fires a moment before ours and resets the
+//! stream).
+//!
+//! Each concern is its own observer and its own layer: the span ([`crate::telemetry::RpcSpan`]),
+//! the RED metrics ([`crate::metrics::RpcMetrics`]) and the access log
+//! ([`crate::telemetry::RpcAccessLog`]). The deadline itself is answered by
+//! [`crate::deadline::DeadlineLayer`], inside them, so all of them see the same status.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::{Duration, Instant},
+};
+
+use http_body::{Body, Frame, SizeHint};
+use tower::{Layer, Service};
+
+use crate::metrics::{Side, grpc_status};
+
+/// Something told about every gRPC call passing one [`Observe`] layer.
+pub trait Observer: Clone {
+    /// What the observer keeps while the call runs.
+    type Call;
+    /// A call starts (`/package.Service/Method` split in two); the observer may add headers.
+    fn start<B>(&self, service: &str, method: &str, req: &mut http::Request<B>) -> Self::Call;
+    /// Runs around every poll of the call and of its response body: a span enters itself here.
+    fn enter(call: &Self::Call) -> Option<tracing::span::Entered<'_>> {
+        let _ = call;
+        None
+    }
+    /// The call ended with this status code; called exactly once per started call.
+    fn end(&self, call: Self::Call, code: i32);
+}
+
+/// The layer telling `O` about every call; `side` says whether a dropped call can have expired
+/// (the server reads the caller's deadline from `grpc-timeout`).
+#[derive(Clone)]
+pub struct Observe<O> {
+    observer: O,
+    side: Side,
+}
+
+impl<O> Observe<O> {
+    pub fn new(observer: O, side: Side) -> Self {
+        Self { observer, side }
+    }
+}
+
+impl<S, O: Clone> Layer<S> for Observe<O> {
+    type Service = Observed<S, O>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Observed {
+            inner,
+            observer: self.observer.clone(),
+            side: self.side,
+        }
+    }
+}
+
+/// A client's observation of its calls: a span per call (outermost, carrying the trace to the
+/// callee), then the `grpc_client_*` RED metrics.
+#[derive(Clone)]
+pub struct ClientObservation {
+    metrics: crate::metrics::RpcMetrics,
+}
+
+impl ClientObservation {
+    pub fn new(metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            metrics: crate::metrics::RpcMetrics::new(metrics, Side::Client),
+        }
+    }
+}
+
+/// A client service under [`ClientObservation`].
+pub type ClientObserved<S> =
+    Observed<Observed<S, crate::metrics::RpcMetrics>, crate::telemetry::RpcSpan>;
+
+impl<S> Layer<S> for ClientObservation {
+    type Service = ClientObserved<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        let metered = Observe::new(self.metrics.clone(), Side::Client).layer(inner);
+        Observe::new(crate::telemetry::RpcSpan(Side::Client), Side::Client).layer(metered)
+    }
+}
+
+/// See [`Observe`].
+#[derive(Clone)]
+pub struct Observed<S, O> {
+    inner: S,
+    observer: O,
+    side: Side,
+}
+
+/// Splits `/package.Service/Method` into its two halves.
+pub fn split_grpc_path(path: &str) -> (&str, &str) {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    trimmed.split_once('/').unwrap_or((trimmed, ""))
+}
+
+/// How close to the caller's deadline a dropped call counts as expired, not cancelled.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+/// What tonic's client says when a call's own deadline expires before an answer arrives.
+const TONIC_TIMEOUT: &str = "Timeout expired";
+
+impl<S, O, ReqB, ResB> Service<http::Request<ReqB>> for Observed<S, O>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S::Error: std::fmt::Display,
+    O: Observer,
+{
+    type Response = http::Response<ObservedBody<ResB, O>>;
+    type Error = S::Error;
+    type Future = ObservedFuture<S::Future, O>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqB>) -> Self::Future {
+        let deadline = match self.side {
+            Side::Server => crate::deadline::call_budget(req.headers(), None)
+                .and_then(|b| Instant::now().checked_add(b)),
+            Side::Client => None,
+        };
+        // A cheap clone (shared bytes), so the observer can also change the request.
+        let uri = req.uri().clone();
+        let (service, method) = split_grpc_path(uri.path());
+        let call = self.observer.start(service, method, &mut req);
+        let inner = {
+            let _entered = O::enter(&call);
+            self.inner.call(req)
+        };
+        ObservedFuture {
+            inner,
+            watch: Some(Watch {
+                observer: self.observer.clone(),
+                call: Some(call),
+                deadline,
+            }),
+        }
+    }
+}
+
+/// One call being watched: ends exactly once, on its status or, if dropped first, as
+/// Canceled or DeadlineExceeded.
+pub struct Watch<O: Observer> {
+    observer: O,
+    call: Option<O::Call>,
+    deadline: Option<Instant>,
+}
+
+impl<O: Observer> Watch<O> {
+    fn end(mut self, code: i32) {
+        if let Some(call) = self.call.take() {
+            self.observer.end(call, code);
+        }
+    }
+
+    fn enter(&self) -> Option<tracing::span::Entered<'_>> {
+        self.call.as_ref().and_then(O::enter)
+    }
+}
+
+impl<O: Observer> Drop for Watch<O> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            let expired = self
+                .deadline
+                .is_some_and(|d| Instant::now() + DEADLINE_SLACK >= d);
+            self.observer.end(call, if expired { 4 } else { 1 });
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Observed`].
+    pub struct ObservedFuture<F, O: Observer> {
+        #[pin]
+        inner: F,
+        watch: Option<Watch<O>>,
+    }
+}
+
+impl<F, O, ResB, E> Future for ObservedFuture<F, O>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+    E: std::fmt::Display,
+    O: Observer,
+{
+    type Output = Result<http::Response<ObservedBody<ResB, O>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.watch.as_ref().and_then(Watch::enter);
+            ready!(this.inner.poll(cx))
+        };
+        let watch = this.watch.take();
+        Poll::Ready(match result {
+            Ok(resp) => {
+                // A trailers-only response (errors) carries the status in its headers.
+                let watch = match (watch, grpc_status(resp.headers())) {
+                    (Some(w), Some(code)) => {
+                        w.end(code);
+                        None
+                    }
+                    (w, _) => w,
+                };
+                Ok(resp.map(|inner| ObservedBody { inner, watch }))
+            }
+            Err(e) => {
+                if let Some(w) = watch {
+                    // The caller's own deadline (DEADLINE_EXCEEDED), else a transport failure
+                    // (UNAVAILABLE).
+                    w.end(if e.to_string() == TONIC_TIMEOUT {
+                        4
+                    } else {
+                        14
+                    });
+                }
+                Err(e)
+            }
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that ends the call's watch when its trailers pass by.
+    pub struct ObservedBody<B, O: Observer> {
+        #[pin]
+        inner: B,
+        watch: Option<Watch<O>>,
+    }
+}
+
+impl<B: Body, O: Observer> Body for ObservedBody<B, O> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = {
+            let _entered = this.watch.as_ref().and_then(Watch::enter);
+            ready!(this.inner.poll_frame(cx))
+        };
+        let code = match &frame {
+            Some(Ok(f)) => f.trailers_ref().map(|t| grpc_status(t).unwrap_or(2)),
+            Some(Err(_)) => Some(14),
+            // The body ended without trailers: no status was sent.
+            None => Some(2),
+        };
+        if let Some(code) = code
+            && let Some(w) = this.watch.take()
+        {
+            w.end(code);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Records what it is told.
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<String>>>);
+
+    impl Observer for Log {
+        type Call = String;
+        fn start<B>(&self, service: &str, method: &str, _: &mut http::Request<B>) -> String {
+            format!("{service}/{method}")
+        }
+        fn end(&self, call: String, code: i32) {
+            self.0.lock().unwrap().push(format!("{call} {code}"));
+        }
+    }
+
+    fn request(timeout: Option<&str>) -> http::Request<String> {
+        let mut b = http::Request::builder().uri("/pkg.Svc/Get");
+        if let Some(t) = timeout {
+            b = b.header("grpc-timeout", t);
+        }
+        b.body(String::new()).unwrap()
+    }
+
+    async fn call(
+        answer: http::Response<http_body_util::Full<bytes::Bytes>>,
+        timeout: Option<&str>,
+    ) -> Vec<String> {
+        let log = Log::default();
+        let svc = tower::service_fn(move |_req: http::Request<String>| {
+            let answer = answer.clone();
+            async move { Ok::<_, std::convert::Infallible>(answer) }
+        });
+        let mut svc = Observe::new(log.clone(), Side::Server).layer(svc);
+        let resp = tower::ServiceExt::oneshot(&mut svc, request(timeout)).await;
+        drop(resp);
+        log.0.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_trailers_only_answer_ends_the_call_with_its_status() {
+        let answer = http::Response::builder()
+            .header("grpc-status", "5")
+            .body(http_body_util::Full::default())
+            .unwrap();
+        assert_eq!(call(answer, None).await, ["pkg.Svc/Get 5"]);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_unread_is_cancelled_unless_the_deadline_came() {
+        let answer = http::Response::new(http_body_util::Full::default());
+        assert_eq!(call(answer.clone(), Some("10S")).await, ["pkg.Svc/Get 1"]);
+        // A 1 ms budget is within the slack: the caller's deadline had come.
+        assert_eq!(call(answer, Some("1m")).await, ["pkg.Svc/Get 4"]);
+    }
+
+    #[tokio::test]
+    async fn trailers_end_the_call_once() {
+        use http_body_util::BodyExt;
+        let log = Log::default();
+        let svc = tower::service_fn(|_req: http::Request<String>| async {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter([
+                Ok::<_, std::convert::Infallible>(Frame::data(bytes::Bytes::from_static(b"x"))),
+                Ok(Frame::trailers(trailers)),
+            ]));
+            Ok::<_, std::convert::Infallible>(http::Response::new(body))
+        });
+        let svc = Observe::new(log.clone(), Side::Server).layer(svc);
+        let resp = tower::ServiceExt::oneshot(svc, request(None))
+            .await
+            .unwrap();
+        let collected = resp.into_body().collect().await.unwrap();
+        assert!(collected.trailers().is_some());
+        assert_eq!(*log.0.lock().unwrap(), ["pkg.Svc/Get 0"]);
+    }
+}

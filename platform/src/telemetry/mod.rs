@@ -1,0 +1,359 @@
+//! Telemetry for every binary: the `tracing` subscriber (JSON lines carrying trace_id/span_id in
+//! containers, readable text on a terminal), OpenTelemetry spans exported over OTLP/gRPC when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and W3C trace-context propagation through HTTP and gRPC
+//! headers either way.
+//!
+//! Without an exporter no OpenTelemetry span is built: [`context::TraceIdsLayer`] gives every
+//! span its ids (a few bytes in its extensions), which is all logs and propagation need.
+
+pub mod context;
+mod json;
+
+use std::{
+    io::IsTerminal,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use opentelemetry::{
+    KeyValue, global,
+    propagation::{Extractor, Injector},
+    trace::{TraceContextExt, TracerProvider as _},
+};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{
+    EnvFilter,
+    layer::SubscriberExt,
+    registry::{LookupSpan, SpanRef},
+    util::SubscriberInitExt,
+};
+
+use crate::{
+    config::{LogFormat, TelemetryArgs},
+    metrics::Side,
+    observe::Observer,
+};
+
+/// Keeps telemetry alive; dropping it at the end of `main` flushes the spans still buffered.
+#[must_use = "telemetry stops when the guard is dropped"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = &self.provider {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Whether spans go through OpenTelemetry (an exporter is configured) rather than
+/// [`context::TraceIdsLayer`]. Set once by [`init`].
+static OTEL: AtomicBool = AtomicBool::new(false);
+
+fn otel() -> bool {
+    OTEL.load(Ordering::Relaxed)
+}
+
+/// The resource every span of this process carries: service name and version, and the
+/// Kubernetes pod and namespace when the downward API provides them.
+fn resource(service: &'static str) -> Resource {
+    let mut attrs = vec![KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))];
+    for (env, key) in [
+        ("POD_NAME", "k8s.pod.name"),
+        ("POD_NAMESPACE", "k8s.namespace.name"),
+    ] {
+        if let Ok(v) = std::env::var(env)
+            && !v.is_empty()
+        {
+            attrs.push(KeyValue::new(key, v));
+        }
+    }
+    Resource::builder()
+        .with_service_name(service)
+        .with_attributes(attrs)
+        .build()
+}
+
+/// The tracer provider exporting over OTLP/gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` when
+/// it is unset (or the exporter cannot be built): then spans get ids but no OpenTelemetry span.
+fn provider(service: &'static str) -> Option<SdkTracerProvider> {
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
+    if endpoint.is_empty() {
+        return None;
+    }
+    match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+    {
+        Ok(exporter) => Some(
+            SdkTracerProvider::builder()
+                .with_resource(resource(service))
+                .with_batch_exporter(exporter)
+                .build(),
+        ),
+        Err(error) => {
+            eprintln!(
+                "OTLP exporter to {endpoint} could not be built ({error}); spans are not exported"
+            );
+            None
+        }
+    }
+}
+
+/// Which requests get an access-log line: every error and every slow one, and one in `every` of
+/// the others (a counter, not a random draw: cheap and even). Process-wide, set by [`init`];
+/// without it (in-process tests) every request is logged.
+#[derive(Debug)]
+struct AccessLog {
+    every: u64,
+    slow: std::time::Duration,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+static ACCESS_LOG: std::sync::OnceLock<AccessLog> = std::sync::OnceLock::new();
+
+/// Whether this request's access-log line is written (see `ACCESS_LOG_SAMPLE`).
+pub fn access_logged(failed: bool, elapsed: std::time::Duration) -> bool {
+    let Some(policy) = ACCESS_LOG.get() else {
+        return true;
+    };
+    if failed || elapsed >= policy.slow || policy.every <= 1 {
+        return true;
+    }
+    policy
+        .seen
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .is_multiple_of(policy.every)
+}
+
+/// Installs the global subscriber and propagator for a binary named `service`.
+/// Call it inside the Tokio runtime (the OTLP exporter needs one).
+pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let sample = args.access_log_sample.clamp(0.0, 1.0);
+    let _ = ACCESS_LOG.set(AccessLog {
+        every: if sample <= 0.0 {
+            u64::MAX
+        } else {
+            (1.0 / sample).round() as u64
+        },
+        slow: std::time::Duration::from_millis(args.access_log_slow_ms),
+        seen: std::sync::atomic::AtomicU64::new(0),
+    });
+    let provider = provider(service);
+    if let Some(provider) = &provider {
+        global::set_tracer_provider(provider.clone());
+        OTEL.store(true, Ordering::Relaxed);
+    }
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    let ids = provider.is_none().then_some(context::TraceIdsLayer);
+
+    let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match args.log_format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stdout().is_terminal(),
+    };
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(ids)
+        .with(json.then_some(json::JsonLog { service }))
+        .with((!json).then(tracing_subscriber::fmt::layer))
+        .try_init();
+    if result.is_ok() {
+        tracing::info!(
+            service,
+            version = env!("CARGO_PKG_VERSION"),
+            exporting = provider.is_some(),
+            "telemetry ready"
+        );
+    }
+    TelemetryGuard { provider }
+}
+
+/// Reads W3C trace-context headers from an HTTP header map.
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes W3C trace-context headers into an HTTP header map.
+pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The trace and span id of a span as a log line shows them, from whichever of OpenTelemetry or
+/// [`context::TraceIdsLayer`] keeps them.
+fn span_ref_ids<S: Subscriber + for<'a> LookupSpan<'a>>(
+    span: &SpanRef<'_, S>,
+) -> Option<(u128, u64)> {
+    if !otel() {
+        return span
+            .extensions()
+            .get::<context::TraceIds>()
+            .map(|ids| (ids.trace_id, ids.span_id));
+    }
+    tracing::dispatcher::get_default(|d| {
+        let cx = tracing_opentelemetry::get_otel_context(&span.id(), d)?;
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| {
+            (
+                u128::from_be_bytes(sc.trace_id().to_bytes()),
+                u64::from_be_bytes(sc.span_id().to_bytes()),
+            )
+        })
+    })
+}
+
+/// Makes `span` a child of the trace context carried by `headers` (`traceparent`/`tracestate`),
+/// if any: an incoming request continues its caller's trace instead of starting a new one.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    if !otel() {
+        if let Some(remote) = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(context::parse_traceparent)
+        {
+            context::adopt(span, remote);
+        }
+        return;
+    }
+    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Writes `span`'s trace context into outgoing `headers`, so the callee continues the trace.
+pub fn inject_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    if !otel() {
+        if let Some(value) = context::ids_of(span)
+            .and_then(|ids| http::HeaderValue::try_from(context::traceparent(ids)).ok())
+        {
+            headers.insert("traceparent", value);
+        }
+        return;
+    }
+    let cx = span.context();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+}
+
+/// A span per gRPC call, named and attributed per the OpenTelemetry RPC conventions, continuing
+/// the caller's trace (server) or carrying it to the callee (client): an [`Observer`] for the
+/// [`crate::observe::Observe`] layer, the outermost one so the others log inside the span.
+#[derive(Clone, Copy)]
+pub struct RpcSpan(pub Side);
+
+impl Observer for RpcSpan {
+    type Call = tracing::Span;
+
+    fn start<B>(&self, service: &str, method: &str, req: &mut http::Request<B>) -> tracing::Span {
+        let span = match self.0 {
+            Side::Server => tracing::info_span!(
+                "grpc.server",
+                otel.name = %format_args!("{service}/{method}"),
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.service = %service,
+                rpc.method = %method,
+                rpc.grpc.status_code = tracing::field::Empty,
+                fault.injected = tracing::field::Empty,
+            ),
+            Side::Client => tracing::info_span!(
+                "grpc.client",
+                otel.name = %format_args!("{service}/{method}"),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.service = %service,
+                rpc.method = %method,
+                rpc.grpc.status_code = tracing::field::Empty,
+            ),
+        };
+        match self.0 {
+            Side::Server => continue_trace(&span, req.headers()),
+            Side::Client => inject_trace(&span, req.headers_mut()),
+        }
+        span
+    }
+
+    fn enter(span: &tracing::Span) -> Option<tracing::span::Entered<'_>> {
+        Some(span.enter())
+    }
+
+    /// Records the status; errors as the RPC conventions define them per side.
+    fn end(&self, span: tracing::Span, code: i32) {
+        span.record("rpc.grpc.status_code", code);
+        let is_error = match self.0 {
+            // Server spans: only codes that mean the server failed.
+            Side::Server => matches!(code, 2 | 4 | 12 | 13 | 14 | 15),
+            Side::Client => code != 0,
+        };
+        if is_error {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+}
+
+/// The server's access log: a line per call (errors and slow calls always, a sample of the
+/// rest, see `ACCESS_LOG_SAMPLE`), inside the call's span so it carries the trace id; health
+/// checks only at debug. An [`Observer`] for the [`crate::observe::Observe`] layer.
+#[derive(Clone, Copy)]
+pub struct RpcAccessLog;
+
+/// A call whose line may be written.
+pub struct AccessLogCall {
+    span: tracing::Span,
+    start: std::time::Instant,
+    health: bool,
+}
+
+impl Observer for RpcAccessLog {
+    type Call = AccessLogCall;
+
+    fn start<B>(&self, service: &str, _: &str, _: &mut http::Request<B>) -> AccessLogCall {
+        AccessLogCall {
+            span: tracing::Span::current(),
+            start: std::time::Instant::now(),
+            health: service.starts_with("grpc."),
+        }
+    }
+
+    fn end(&self, call: AccessLogCall, code: i32) {
+        let elapsed = call.start.elapsed();
+        if !access_logged(code != 0, elapsed) {
+            return;
+        }
+        let (grpc_code, elapsed_ms) = (
+            crate::metrics::code_name(code),
+            elapsed.as_secs_f64() * 1000.0,
+        );
+        if call.health {
+            tracing::debug!(parent: &call.span, grpc.code = grpc_code, elapsed_ms, "rpc handled");
+        } else {
+            tracing::info!(parent: &call.span, grpc.code = grpc_code, elapsed_ms, "rpc handled");
+        }
+    }
+}
