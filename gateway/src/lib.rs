@@ -350,48 +350,28 @@ pub async fn run(
     // The gateway can serve as soon as it listens: upstream trouble degrades pages, it does not
     // make the gateway unready (that would take the whole site down with one service).
     let (ready_tx, ready_rx) = watch::channel(true);
-    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(platform::admin::serve(
-        admin,
-        platform::admin::router(metrics, ready_rx, None),
-        async move {
-            let _ = admin_stop_rx.await;
-        },
-    ));
-
-    let delay = config.serve.shutdown_delay();
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        ready_tx.send_replace(false);
-        tracing::info!("draining: not ready");
-        tokio::time::sleep(delay).await;
-        stop_tx.send_replace(true);
-        let _ = drain_tx.send(());
+    let admin =
+        platform::admin::AdminTask::spawn(admin, platform::admin::router(metrics, ready_rx, None));
+    let drain = platform::shutdown::Drain {
+        delay: config.serve.shutdown_delay(),
+        timeout: config.serve.drain_timeout(),
     };
     tracing::info!(addr = %listener.local_addr()?, "gateway started");
-    // The peer address is the client's for the sign-in budget (rate_limit).
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal);
-    let drain_timeout = config.serve.drain_timeout();
-    let result = tokio::select! {
-        r = server => r.map_err(Error::from),
-        _ = async {
-            if drain_rx.await.is_ok() {
-                tokio::time::sleep(drain_timeout).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!("drain timed out; closing the remaining requests");
-            Ok(())
-        }
+    // `/readyz` answers 503 first; after the pause the SSE streams end (stop_tx) and the
+    // listener closes.
+    let not_ready = async move {
+        ready_tx.send_replace(false);
     };
-    let _ = admin_stop_tx.send(());
-    let _ = admin_task.await;
-    tracing::info!("stopped");
-    result
+    drain
+        .run("gateway", shutdown, not_ready, stop_tx, admin, |stop| {
+            // The peer address is the client's for the sign-in budget (rate_limit).
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .into_future()
+        })
+        .await
+        .map_err(Error::from)
 }

@@ -80,6 +80,29 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     }
 }
 
+/// The admin server running beside a service; [`AdminTask::stop`] ends it.
+pub struct AdminTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl AdminTask {
+    /// Serves `router` on `listener` in a task of its own.
+    pub fn spawn(listener: TcpListener, router: Router) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Stops serving and waits for the task to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 /// Serves the admin router until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,

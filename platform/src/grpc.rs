@@ -31,6 +31,7 @@ use crate::{
     health::Health,
     metrics::{Metrics, RpcMetrics, Side},
     observe::Observe,
+    shutdown::Drain,
     telemetry::{RpcAccessLog, RpcSpan},
 };
 
@@ -163,19 +164,6 @@ impl Kit {
             // by the metrics and the span exactly as real ones.
             .layer(FaultLayer::new(faults.clone()));
 
-        // Drain sequence: signal -> NOT_SERVING -> pause -> stop accepting, streams end -> drain.
-        let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
-        let delay = opts.shutdown_delay();
-        let drain_health = health.clone();
-        let signal = async move {
-            shutdown.await;
-            drain_health.begin_drain().await;
-            tracing::info!(service = name, "draining: NOT_SERVING");
-            tokio::time::sleep(delay).await;
-            draining.send_replace(true);
-            let _ = drain_started_tx.send(());
-        };
-
         if let Some(path) = opts.faults_file.clone() {
             tokio::spawn(
                 faults
@@ -183,11 +171,10 @@ impl Kit {
                     .watch_file(path, std::time::Duration::from_secs(2)),
             );
         }
-        let admin_router = admin::router(metrics.clone(), health.subscribe(), Some(faults));
-        let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let admin_task = tokio::spawn(admin::serve(admin_listener, admin_router, async move {
-            let _ = admin_stop_rx.await;
-        }));
+        let admin = admin::AdminTask::spawn(
+            admin_listener,
+            admin::router(metrics.clone(), health.subscribe(), Some(faults)),
+        );
 
         let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
         let mut builder = Server::builder();
@@ -204,34 +191,25 @@ impl Kit {
                 "serving TLS"
             );
         }
-        let server = builder
+        let router = builder
             .layer(stack)
             .add_service(health_server)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, signal);
+            .add_service(service);
         tracing::info!(service = name, "gRPC server started");
-
-        let drain_timeout = opts.drain_timeout();
-        tokio::pin!(server);
-        let result = tokio::select! {
-            r = &mut server => r.map_err(ServeError::from),
-            _ = async {
-                if drain_started_rx.await.is_ok() {
-                    tokio::time::sleep(drain_timeout).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            } => {
-                tracing::warn!(service = name, "drain timed out; closing the remaining calls");
-                Ok(())
-            }
+        let drain = Drain {
+            delay: opts.shutdown_delay(),
+            timeout: opts.drain_timeout(),
         };
-        let _ = admin_stop_tx.send(());
-        let _ = admin_task.await;
-        tracing::info!(service = name, "stopped");
-        result
+        // NOT_SERVING first, then the pause, then streams end and the listener closes.
+        let not_ready = async move { health.begin_drain().await };
+        drain
+            .run(name, shutdown, not_ready, draining, admin, |stop| {
+                router.serve_with_incoming_shutdown(incoming, stop)
+            })
+            .await
+            .map_err(ServeError::from)
     }
 }
 
