@@ -253,6 +253,23 @@ fn http_span(req: &Request) -> tracing::Span {
     span
 }
 
+/// The access-log line of a request: every error and slow request, a sample of the others
+/// (`ACCESS_LOG_SAMPLE`).
+async fn access_log(req: Request, next: axum::middleware::Next) -> Response {
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    let latency = start.elapsed();
+    let failed = res.status().is_client_error() || res.status().is_server_error();
+    if platform::telemetry::access_logged(failed, latency) {
+        tracing::info!(
+            status = res.status().as_u16(),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "request answered"
+        );
+    }
+    res
+}
+
 /// The whole public router: API, pages, and the middleware stack.
 pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Router {
     with_middleware(routes(), state, metrics, config)
@@ -289,28 +306,19 @@ pub fn with_middleware(
         // Outermost: every request gets an id, echoed back in the response.
         .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
         .layer(PropagateRequestIdLayer::x_request_id())
-        // A span per request, named by route template.
+        // A span per request, named by route template, with its status.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(http_span)
-                .on_response(|res: &Response, latency: Duration, span: &tracing::Span| {
+                .on_response(|res: &Response, _: Duration, span: &tracing::Span| {
                     span.record("http.response.status_code", res.status().as_u16());
                     if res.status().is_server_error() {
                         span.record("otel.status_code", "ERROR");
                     }
-                    // The access-log line, inside the request's span (it carries the trace id):
-                    // every error and slow request, a sample of the others (ACCESS_LOG_SAMPLE).
-                    let failed = res.status().is_client_error() || res.status().is_server_error();
-                    if !platform::telemetry::access_logged(failed, latency) {
-                        return;
-                    }
-                    tracing::info!(
-                        status = res.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "request answered"
-                    );
                 }),
         )
+        // The access log, inside the span (its lines carry the trace id).
+        .layer(axum::middleware::from_fn(access_log))
         // RED metrics by route template.
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,

@@ -49,23 +49,26 @@ pub fn route_of(req: &Request) -> String {
 /// (the handler future is dropped), as status 499 (client closed request).
 struct Tracked {
     m: HttpMetrics,
-    route: String,
-    method: String,
+    /// Shared, not copied: labels are borrowed from the request's own values.
+    route: Option<MatchedPath>,
+    method: http::Method,
     start: Instant,
-    status: u16,
+    status: Option<http::StatusCode>,
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
         self.m.in_flight.dec();
-        let status = self.status.to_string();
+        let status = self.status.as_ref().map_or("499", http::StatusCode::as_str);
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let method = self.method.as_str();
         self.m
             .requests
-            .with_label_values(&[&self.method, &self.route, &status])
+            .with_label_values(&[method, route, status])
             .inc();
         self.m
             .duration
-            .with_label_values(&[&self.method, &self.route])
+            .with_label_values(&[method, route])
             .observe(self.start.elapsed().as_secs_f64());
     }
 }
@@ -74,13 +77,14 @@ impl Drop for Tracked {
 pub async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
     m.in_flight.inc();
     let mut tracked = Tracked {
-        route: route_of(&req),
-        method: req.method().as_str().to_owned(),
+        route: req.extensions().get::<MatchedPath>().cloned(),
+        method: req.method().clone(),
         m,
         start: Instant::now(),
-        status: 499,
+        // Until an answer comes: 499, client closed request.
+        status: None,
     };
     let response = next.run(req).await;
-    tracked.status = response.status().as_u16();
+    tracked.status = Some(response.status());
     response
 }
