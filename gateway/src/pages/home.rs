@@ -93,6 +93,11 @@ pub async fn home(
     if let Err(e) = &panel {
         tracing::warn!(status = %e.status, "recommendations panel left out");
     }
+    // A form's outcome is shown beside the forms, where its redirect (`#account`) lands.
+    let (account_notice, page_notice) = match q.notice.as_deref() {
+        Some(code) if sess.is_none() && layout::is_account_notice(code) => (Some(code), None),
+        code => (None, code),
+    };
     let content = html! {
         @match &grid {
             Ok(page) => (grid_section(search.as_deref(), &page_token, page)),
@@ -104,7 +109,7 @@ pub async fn home(
             }
             (live_strip(None))
             @if sess.is_none() {
-                (account_forms())
+                (account_forms(account_notice))
             }
         }
     };
@@ -112,7 +117,7 @@ pub async fn home(
         title: search.as_deref().unwrap_or("Discover books"),
         session: sess.as_ref(),
         query: search.as_deref().unwrap_or(""),
-        notice: q.notice.as_deref(),
+        notice: page_notice,
         single: false,
     };
     let mut response = html_response(status, layout::page(&shell, content));
@@ -183,10 +188,11 @@ fn grid_failed(e: &ApiError) -> Markup {
     }
 }
 
-/// The sign-in and sign-up forms (for visitors).
-fn account_forms() -> Markup {
+/// The sign-in and sign-up forms (for visitors), after the outcome of the last attempt.
+fn account_forms(notice: Option<&str>) -> Markup {
     html! {
         section #account aria-labelledby="signin-title" {
+            (layout::notice(notice))
             h2 #signin-title { "Sign in" }
             form.stack method="post" action="/signin" {
                 label { "Email" input type="email" name="email" autocomplete="username" required maxlength="254"; }

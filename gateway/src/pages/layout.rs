@@ -18,7 +18,8 @@ pub struct Shell<'a> {
     pub session: Option<&'a PageSession>,
     /// The search box's text.
     pub query: &'a str,
-    /// A notice code from the query string (only known codes show anything).
+    /// A notice code from the query string, shown at the top of the content (only known codes
+    /// show anything).
     pub notice: Option<&'a str>,
     /// One column, without the side panel.
     pub single: bool,
@@ -70,10 +71,39 @@ pub fn notice_text(code: &str) -> Option<(&'static str, bool)> {
     })
 }
 
+/// Whether a notice is about the sign-in and sign-up forms (and so belongs beside them).
+pub fn is_account_notice(code: &str) -> bool {
+    matches!(
+        code,
+        "bad-credentials"
+            | "invalid-signin"
+            | "email-taken"
+            | "invalid-signup"
+            | "invalid-email"
+            | "invalid-name"
+            | "short-password"
+            | "too-many-attempts"
+            | "unavailable"
+    )
+}
+
+/// The notice `code` asks for: an alert for a problem, a status otherwise; nothing for an
+/// unknown code.
+pub fn notice(code: Option<&str>) -> Markup {
+    html! {
+        @if let Some((text, problem)) = code.and_then(notice_text) {
+            @if problem {
+                p.notice.error role="alert" { (text) }
+            } @else {
+                p.notice role="status" { (text) }
+            }
+        }
+    }
+}
+
 /// The whole page: `content` inside the shell (skip link, header with search and account,
 /// main, footer).
 pub fn page(shell: &Shell<'_>, content: Markup) -> Markup {
-    let notice = shell.notice.and_then(notice_text);
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -105,13 +135,7 @@ pub fn page(shell: &Shell<'_>, content: Markup) -> Markup {
                     }
                 }
                 main #content.(if shell.single { "single" } else { "with-aside" }) {
-                    @if let Some((text, problem)) = notice {
-                        @if problem {
-                            p.notice.error role="alert" { (text) }
-                        } @else {
-                            p.notice role="status" { (text) }
-                        }
-                    }
+                    (notice(shell.notice))
                     (content)
                 }
                 footer {
