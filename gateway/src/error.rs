@@ -190,21 +190,6 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
-/// Maps a marketplace status.
-pub fn marketplace(s: tonic::Status) -> ApiError {
-    ApiError::from_status("marketplace", &s)
-}
-
-/// Maps a recommendations status.
-pub fn recommendations(s: tonic::Status) -> ApiError {
-    ApiError::from_status("recommendations", &s)
-}
-
-/// Maps a users status.
-pub fn users(s: tonic::Status) -> ApiError {
-    ApiError::from_status("users", &s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

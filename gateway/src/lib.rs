@@ -7,6 +7,7 @@
 pub mod api;
 pub mod contract;
 pub mod error;
+pub mod extract;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;
@@ -34,7 +35,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{error::ApiError, upstream::Upstreams};
+use crate::{
+    error::ApiError,
+    upstream::{Deadline, Marketplace, Recommendations, Upstreams, Users},
+};
 
 /// Configuration of the gateway binary.
 #[derive(clap::Parser, Debug, Clone)]
@@ -170,6 +174,36 @@ impl AppState {
             )),
             trust_forwarded_for: config.trust_forwarded_for,
         }
+    }
+
+    /// The deadline of one incoming request: each upstream call gets what remains of it.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.request_timeout)
+    }
+
+    /// The catalog, for a request starting now (`.within(d)` to share another's deadline).
+    pub fn marketplace(&self) -> Marketplace {
+        Marketplace::new(self.upstreams.marketplace.clone(), self.deadline())
+    }
+
+    /// Ratings and recommendations, for a request starting now.
+    pub fn recommendations(&self) -> Recommendations {
+        Recommendations::new(self.upstreams.recommendations.clone(), self.deadline())
+    }
+
+    /// Accounts and sessions, for a request starting now.
+    pub fn users(&self) -> Users {
+        Users::new(self.upstreams.users.clone(), self.deadline())
+    }
+
+    /// Takes one sign-in/sign-up attempt from `client`'s budget (API and forms).
+    pub fn auth_attempt(&self, client: std::net::IpAddr) -> Result<(), ApiError> {
+        self.auth_limit.check(client).map_err(|wait| {
+            ApiError::too_many(
+                "too many sign-in or sign-up attempts from this address; retry later",
+                wait,
+            )
+        })
     }
 }
 

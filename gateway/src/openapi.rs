@@ -1,11 +1,92 @@
-//! The finishing of the OpenAPI document that utoipa derives from the handlers: the constraints
-//! of [`crate::contract`] on every body property and parameter, every error status an operation
+//! The OpenAPI document of `/api/v1`, served at `/api/v1/openapi.json`: derived by utoipa from
+//! the handlers and types of [`crate::api`], then finished here with the constraints of
+//! [`crate::contract`] on every body property and parameter, every error status an operation
 //! can answer (each a problem document served as `application/problem+json`, with the headers
 //! that come with it), and the links between operations that a stateful client can follow.
 
-use serde_json::{Map, Value, json};
+use std::sync::LazyLock;
 
-use crate::contract::{self, Range, Text};
+use axum::{
+    Router,
+    http::{HeaderValue, header},
+    response::IntoResponse,
+    routing::get,
+};
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+
+use crate::{
+    AppState,
+    api::{books, ratings, recommendations, sessions, users},
+    contract::{self, Range, Text},
+    error::Problem,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Bookstore API",
+        version = "1.0.0",
+        description = "The bookstore's public REST API. Errors are RFC 9457 problem documents."
+    ),
+    paths(
+        books::list_books, books::search_books, books::get_book,
+        recommendations::similar_books, recommendations::popular_books,
+        recommendations::my_recommendations,
+        users::create_user, users::get_user, users::update_user, users::delete_user,
+        sessions::sign_in, sessions::sign_out,
+        ratings::my_ratings, ratings::rate_book, ratings::delete_rating, ratings::ratings_stream
+    ),
+    components(schemas(
+        books::Book, books::BookPage, users::User, users::CreateUser, users::UpdateUser,
+        sessions::SignIn, sessions::Session, ratings::RateBook, ratings::Rating,
+        ratings::RatingPage, recommendations::Recommendation, recommendations::RecommendationList,
+        ratings::RatingEvent, Problem
+    )),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "books", description = "The catalog"),
+        (name = "users", description = "Accounts and sign-in"),
+        (name = "ratings", description = "The caller's ratings and the live feed"),
+        (name = "recommendations", description = "What to read next"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, derived from the handlers and finished by [`finish`], rendered once.
+pub static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    serde_json::to_string_pretty(&finish(doc)).unwrap_or_else(|_| "{}".to_owned())
+});
+
+/// GET `/api/v1/openapi.json`.
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON.as_str(),
+    )
+}
+
+/// The document's route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/openapi.json", get(openapi_json))
+}
 
 const PROBLEM: &str = "application/problem+json";
 

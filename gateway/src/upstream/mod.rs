@@ -1,9 +1,14 @@
 //! The gateway's upstreams: one long-lived, lazily connected tonic `Channel` per service (never
 //! one per request), each wrapped in the client metrics/tracing layer, plus the per-request
-//! deadline that every outgoing call carries.
+//! deadline that every outgoing call carries. Handlers reach a service through its typed client
+//! (`marketplace`, `recommendations`, `users`, all built on `client`).
 
+pub mod client;
 pub mod discovery;
+pub mod marketplace;
+pub mod recommendations;
 pub mod retry;
+pub mod users;
 
 use std::{
     path::Path,
@@ -26,6 +31,9 @@ use tonic::{
 };
 use tower::Layer;
 
+pub use self::{
+    client::Client, marketplace::Marketplace, recommendations::Recommendations, users::Users,
+};
 use self::{
     discovery::{Discovery, Replicas},
     retry::{CallPolicy, Calls},

@@ -5,6 +5,7 @@ mod degraded;
 mod errors;
 mod helpers;
 mod limits;
+mod pages;
 // The marketplace tests' throwaway CA (some of its helpers are used there only).
 #[allow(dead_code)]
 #[path = "../../../marketplace/tests/api/pki.rs"]

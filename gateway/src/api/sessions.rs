@@ -1,0 +1,78 @@
+//! Sign-in and sign-out: `/api/v1/sessions` and `/api/v1/sessions/current`.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{delete, post},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{
+    AppState,
+    api::users::User,
+    contract::{self, Validate},
+    error::{ApiError, Problem},
+    extract::{ApiAuth, ApiJson},
+    rate_limit::ClientIp,
+};
+
+/// Sign-in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub email: String,
+    pub password: String,
+}
+
+impl Validate for SignIn {
+    fn validate(&self) -> Result<(), ApiError> {
+        contract::email("email", &self.email)?;
+        contract::password("password", &self.password, 1)
+    }
+}
+
+/// A bearer token for `authorization: Bearer …`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    pub user: User,
+}
+
+/// Signs in: email and password for a bearer token.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "users", request_body = SignIn,
+    responses((status = 201, body = Session), (status = 400, body = Problem),
+              (status = 401, body = Problem, description = "Email or password is incorrect."),
+              (status = 429, body = Problem, description = "This client's sign-in budget is spent (AUTH_RATE_PER_MINUTE); retry after Retry-After seconds.")))]
+pub async fn sign_in(
+    State(s): State<AppState>,
+    ClientIp(client): ClientIp,
+    ApiJson(body): ApiJson<SignIn>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    s.auth_attempt(client)?;
+    let session = s.users().sign_in(body.email, body.password).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// Signs out: the caller's token is refused from now on, by every service.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "The session has ended.")))]
+pub async fn sign_out(
+    State(s): State<AppState>,
+    ApiAuth(auth): ApiAuth,
+) -> Result<StatusCode, ApiError> {
+    s.users().sign_out(auth.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The sessions' routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions", post(sign_in))
+        .route("/api/v1/sessions/current", delete(sign_out))
+}

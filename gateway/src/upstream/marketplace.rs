@@ -1,0 +1,90 @@
+//! The catalog: the marketplace service's calls as the gateway uses them, answering the API's
+//! own types.
+
+use protos::marketplace::v1::{self as mp, marketplace_service_client::MarketplaceServiceClient};
+
+use super::{Upstream, client::Client};
+use crate::{
+    api::books::{Book, BookPage},
+    error::ApiError,
+};
+
+/// The marketplace service for one request.
+pub type Marketplace = Client<MarketplaceServiceClient<Upstream>>;
+
+fn token(t: String) -> Option<String> {
+    (!t.is_empty()).then_some(t)
+}
+
+impl Marketplace {
+    /// One book.
+    pub async fn get_book(&self, id: i64) -> Result<Book, ApiError> {
+        self.call(mp::GetBookRequest { id }, None, |mut c, r| async move {
+            c.get_book(r).await
+        })
+        .await?
+        .book
+        .map(Book::from)
+        .ok_or_else(|| self.missing("book"))
+    }
+
+    /// The books with these ids, in the same order (one call).
+    pub async fn batch_get_books(&self, ids: Vec<i64>) -> Result<Vec<Book>, ApiError> {
+        let r = self
+            .call(
+                mp::BatchGetBooksRequest { ids },
+                None,
+                |mut c, r| async move { c.batch_get_books(r).await },
+            )
+            .await?;
+        Ok(r.books.into_iter().map(Book::from).collect())
+    }
+
+    /// A page of the catalog, most read first (`page_size` 0: the service's default).
+    pub async fn list_books(
+        &self,
+        page_size: i32,
+        page_token: String,
+    ) -> Result<BookPage, ApiError> {
+        let r = self
+            .call(
+                mp::ListBooksRequest {
+                    page_size,
+                    page_token,
+                },
+                None,
+                |mut c, r| async move { c.list_books(r).await },
+            )
+            .await?;
+        Ok(BookPage {
+            books: r.books.into_iter().map(Book::from).collect(),
+            next_page_token: token(r.next_page_token),
+            total_size: r.total_size,
+        })
+    }
+
+    /// A page of the books whose titles or authors hold the words of `query`.
+    pub async fn search_books(
+        &self,
+        query: String,
+        page_size: i32,
+        page_token: String,
+    ) -> Result<BookPage, ApiError> {
+        let r = self
+            .call(
+                mp::SearchBooksRequest {
+                    query,
+                    page_size,
+                    page_token,
+                },
+                None,
+                |mut c, r| async move { c.search_books(r).await },
+            )
+            .await?;
+        Ok(BookPage {
+            books: r.books.into_iter().map(Book::from).collect(),
+            next_page_token: token(r.next_page_token),
+            total_size: r.total_size,
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! Ratings and recommendations: the recommendations service's calls as the gateway uses them.
+//! Recommendations come back as [`Picks`], which one BatchGetBooks call joins with their books.
+
+use protos::recommendations::v1::{
+    self as rec, recommendations_service_client::RecommendationsServiceClient,
+};
+use tonic::Streaming;
+
+use super::{Bearer, Upstream, client::Client, marketplace::Marketplace};
+use crate::{
+    api::{
+        ratings::{Rating, RatingPage},
+        recommendations::Recommendation,
+    },
+    error::ApiError,
+};
+
+/// The recommendations service for one request.
+pub type Recommendations = Client<RecommendationsServiceClient<Upstream>>;
+
+fn token(t: String) -> Option<String> {
+    (!t.is_empty()).then_some(t)
+}
+
+/// Recommended book ids, best first, before their books are fetched.
+#[derive(Debug, Default)]
+pub struct Picks {
+    recs: Vec<rec::Recommendation>,
+    /// The next page's token, for listings that have pages.
+    pub next_page_token: Option<String>,
+}
+
+fn source_label(source: i32) -> &'static str {
+    match rec::RecommendationSource::try_from(source) {
+        Ok(rec::RecommendationSource::Popular) => "popular",
+        Ok(rec::RecommendationSource::Similar) => "similar",
+        Ok(rec::RecommendationSource::Personal) => "personal",
+        _ => "unspecified",
+    }
+}
+
+impl Picks {
+    /// The picks joined with their books, fetched from `catalog` in one call.
+    pub async fn with_books(self, catalog: &Marketplace) -> Result<Vec<Recommendation>, ApiError> {
+        if self.recs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let books = catalog
+            .batch_get_books(self.recs.iter().map(|r| r.book_id).collect())
+            .await?;
+        Ok(self
+            .recs
+            .into_iter()
+            .zip(books)
+            .map(|(r, book)| Recommendation {
+                book,
+                score: r.score,
+                source: source_label(r.source).to_owned(),
+                reason: r.reason,
+                because_book_id: (r.because_book_id > 0).then_some(r.because_book_id),
+            })
+            .collect())
+    }
+}
+
+impl Recommendations {
+    /// "Readers who liked `book_id` also liked".
+    pub async fn similar(&self, book_id: i64, page_size: i32) -> Result<Picks, ApiError> {
+        let message = rec::ListSimilarBooksRequest { book_id, page_size };
+        let r = self
+            .call(message, None, |mut c, r| async move {
+                c.list_similar_books(r).await
+            })
+            .await?;
+        Ok(Picks {
+            recs: r.recommendations,
+            next_page_token: None,
+        })
+    }
+
+    /// Popular books for nobody in particular, a page at a time.
+    pub async fn popular(&self, page_size: i32, page_token: String) -> Result<Picks, ApiError> {
+        let message = rec::ListPopularBooksRequest {
+            page_size,
+            page_token,
+        };
+        let r = self
+            .call(message, None, |mut c, r| async move {
+                c.list_popular_books(r).await
+            })
+            .await?;
+        Ok(Picks {
+            recs: r.recommendations,
+            next_page_token: token(r.next_page_token),
+        })
+    }
+
+    /// The signed-in caller's own recommendations.
+    pub async fn for_me(&self, auth: Option<&Bearer>, page_size: i32) -> Result<Picks, ApiError> {
+        let message = rec::ListRecommendationsForMeRequest { page_size };
+        let r = self
+            .call(message, auth, |mut c, r| async move {
+                c.list_recommendations_for_me(r).await
+            })
+            .await?;
+        Ok(Picks {
+            recs: r.recommendations,
+            next_page_token: None,
+        })
+    }
+
+    /// Rates a book; `true` when it is the caller's first rating of it.
+    pub async fn rate(
+        &self,
+        auth: Option<&Bearer>,
+        book_id: i64,
+        stars: i32,
+    ) -> Result<(Rating, bool), ApiError> {
+        let message = rec::RateBookRequest { book_id, stars };
+        let r = self
+            .call(
+                message,
+                auth,
+                |mut c, r| async move { c.rate_book(r).await },
+            )
+            .await?;
+        let rating = r.rating.ok_or_else(|| self.missing("rating"))?;
+        Ok((rating.into(), r.created))
+    }
+
+    /// Deletes the caller's rating of a book.
+    pub async fn delete_rating(&self, auth: Option<&Bearer>, book_id: i64) -> Result<(), ApiError> {
+        let message = rec::DeleteRatingRequest { book_id };
+        self.call(
+            message,
+            auth,
+            |mut c, r| async move { c.delete_rating(r).await },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A page of the caller's ratings, most recent first.
+    pub async fn my_ratings(
+        &self,
+        auth: Option<&Bearer>,
+        page_size: i32,
+        page_token: String,
+    ) -> Result<RatingPage, ApiError> {
+        let message = rec::ListMyRatingsRequest {
+            page_size,
+            page_token,
+        };
+        let r = self
+            .call(message, auth, |mut c, r| async move {
+                c.list_my_ratings(r).await
+            })
+            .await?;
+        Ok(RatingPage {
+            ratings: r.ratings.into_iter().map(Rating::from).collect(),
+            next_page_token: token(r.next_page_token),
+        })
+    }
+
+    /// Opens the live feed of ratings (of one book, or of all when `book_id` is 0). The feed is
+    /// long-lived: only opening it is bounded by the deadline.
+    pub async fn watch_ratings(
+        &self,
+        book_id: i64,
+    ) -> Result<Streaming<rec::WatchRatingsResponse>, ApiError> {
+        let open = self.remaining()?;
+        let mut client = self.inner();
+        tokio::time::timeout(
+            open,
+            client.watch_ratings(rec::WatchRatingsRequest { book_id }),
+        )
+        .await
+        .map_err(|_| self.failed(&tonic::Status::deadline_exceeded("opening the feed")))?
+        .map(tonic::Response::into_inner)
+        .map_err(|s| self.failed(&s))
+    }
+}
