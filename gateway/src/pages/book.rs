@@ -13,7 +13,9 @@ use tonic::Code;
 
 use super::{
     PANEL_SIZE,
-    layout::{self, CardTitle, Shell, authors, card, cover, error_page, live_strip, thousands},
+    layout::{
+        self, CardTitle, Shell, authors, card, cover, error_page, live_strip, stars, thousands,
+    },
     see_other, session,
 };
 use crate::{AppState, api::Book, error::ApiError};
@@ -122,7 +124,7 @@ fn facts(book: &Book) -> Markup {
         dl {
             dt { "First published" } dd { (year) }
             dt { "Average rating" }
-            dd { "★ " (format!("{:.2}", book.average_rating)) " from " (thousands(book.ratings_count)) " ratings" }
+            dd { "★ " (stars(book.average_rating)) " from " (thousands(book.ratings_count)) " ratings" }
             dt { "ISBN-13" } dd { (or_unknown(&book.isbn13)) }
             dt { "Language" } dd { (or_unknown(&book.language_code)) }
         }

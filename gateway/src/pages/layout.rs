@@ -179,28 +179,85 @@ fn short_title(title: &str) -> &str {
     title.split(" (").next().unwrap_or(title)
 }
 
-/// The book's authors, comma separated.
-pub fn authors(b: &Book) -> String {
-    b.authors.join(", ")
+/// The book's authors, comma separated; written (escaped) straight into the page.
+pub fn authors(b: &Book) -> Authors<'_> {
+    Authors(&b.authors)
 }
 
-/// `4942365` as `4,942,365`.
-pub fn thousands(n: i64) -> String {
-    let s = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
+pub struct Authors<'a>(&'a [String]);
+
+impl maud::Render for Authors<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                buffer.push_str(", ");
+            }
+            a.render_to(buffer);
         }
-        out.push(c);
     }
-    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// `4942365` as `4,942,365`, written straight into the page.
+pub fn thousands(n: i64) -> Thousands {
+    Thousands(n)
+}
+
+pub struct Thousands(i64);
+
+impl std::fmt::Display for Thousands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let mut digits = [0u8; 20];
+        let mut n = self.0.unsigned_abs();
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if self.0 < 0 {
+            f.write_char('-')?;
+        }
+        for i in (0..len).rev() {
+            f.write_char(char::from(digits[i]))?;
+            if i > 0 && i % 3 == 0 {
+                f.write_char(',')?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl maud::Render for Thousands {
+    fn render_to(&self, buffer: &mut String) {
+        use std::fmt::Write as _;
+        let _ = write!(buffer, "{self}");
+    }
+}
+
+/// A rating as shown, two decimals (`4.34`), written straight into the page.
+pub fn stars(average: f64) -> impl maud::Render {
+    struct Stars(f64);
+    impl maud::Render for Stars {
+        fn render_to(&self, buffer: &mut String) {
+            use std::fmt::Write as _;
+            let _ = write!(buffer, "{:.2}", self.0);
+        }
+    }
+    Stars(average)
 }
 
 /// The cover: a placeholder in a colour of the book's own that carries its title, under the
 /// CDN's image when that loads. Hidden from screen readers: the title is always beside it.
 pub fn cover(book: &Book, large: bool) -> Markup {
-    let hue = format!("hue-{}", book.id.rem_euclid(12));
+    const HUES: [&str; 12] = [
+        "hue-0", "hue-1", "hue-2", "hue-3", "hue-4", "hue-5", "hue-6", "hue-7", "hue-8", "hue-9",
+        "hue-10", "hue-11",
+    ];
+    let hue = HUES[book.id.rem_euclid(12) as usize];
     let title = short_title(&book.title);
     html! {
         div.cover.(hue).large[large] aria-hidden="true" {
@@ -231,7 +288,7 @@ pub fn card(b: &Book, level: CardTitle) -> Markup {
                     CardTitle::H3 => h3.card-title { (b.title) },
                 }
                 p { (authors(b)) }
-                p { "★ " (format!("{:.2}", b.average_rating)) " · " (thousands(b.ratings_count)) " ratings" }
+                p { "★ " (stars(b.average_rating)) " · " (thousands(b.ratings_count)) " ratings" }
             }
         }
     }
@@ -293,10 +350,21 @@ mod tests {
 
     #[test]
     fn numbers_get_thousands_separators() {
-        assert_eq!(thousands(4942365), "4,942,365");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(-1000), "-1,000");
+        assert_eq!(thousands(4942365).to_string(), "4,942,365");
+        assert_eq!(thousands(999).to_string(), "999");
+        assert_eq!(thousands(1000).to_string(), "1,000");
+        assert_eq!(thousands(-1000).to_string(), "-1,000");
+        assert_eq!(thousands(0).to_string(), "0");
+        assert_eq!(
+            thousands(i64::MIN).to_string(),
+            "-9,223,372,036,854,775,808"
+        );
+        let mut escaped = String::new();
+        maud::Render::render_to(
+            &Authors(&["A <b>".to_owned(), "C & D".to_owned()]),
+            &mut escaped,
+        );
+        assert_eq!(escaped, "A &lt;b&gt;, C &amp; D");
     }
 
     #[test]
