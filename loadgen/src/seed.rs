@@ -14,8 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use catalog::Digest;
 use futures_util::{StreamExt, stream};
-use marketplace::catalog::Catalog;
 use recommendations::synthetic::{Spec, Synthetic};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -245,7 +245,7 @@ impl Seeder {
 
 /// Seeds the suite at `args.target`; the summary says what was created and what existed.
 pub async fn seed(args: SeedArgs) -> Result<SeedSummary, Error> {
-    let catalog = Catalog::builtin().map_err(|e| Error::Catalog(e.to_string()))?;
+    let catalog = Digest::builtin().map_err(|e| Error::Catalog(e.to_string()))?;
     let users = args.users.max(1);
     let synthetic = Arc::new(Synthetic::new(
         &catalog,

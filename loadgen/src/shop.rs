@@ -4,6 +4,7 @@
 //! histogram (`recommendations::synthetic`).
 
 use std::{
+    collections::HashMap,
     sync::{
         Mutex,
         atomic::{AtomicU64, Ordering},
@@ -11,8 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use catalog::{Book, Digest};
 use futures_util::StreamExt;
-use marketplace::catalog::Catalog;
 use recommendations::synthetic::{Spec, SplitMix64, Synthetic};
 use serde_json::{Value, json};
 
@@ -128,7 +129,8 @@ pub struct Done {
 pub struct Shop {
     client: reqwest::Client,
     base: String,
-    catalog: Catalog,
+    /// Built-in books by id, for the words shoppers search.
+    books: HashMap<i64, Book>,
     readers: Synthetic,
     accounts: Vec<Mutex<Account>>,
     prefix: String,
@@ -172,12 +174,12 @@ pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
 
 impl Shop {
     pub fn new(config: ShopConfig) -> Result<Self, crate::Error> {
-        let catalog = Catalog::builtin().map_err(|e| crate::Error::Catalog(e.to_string()))?;
+        let books = catalog::builtin_books().map_err(|e| crate::Error::Catalog(e.to_string()))?;
         let accounts = config.accounts.max(1);
         // Each account is one synthetic reader: it rates the same books with the same stars in
         // every run (so a long run re-rates instead of growing the database without bound).
         let readers = Synthetic::new(
-            &catalog,
+            &Digest::from_books(&books),
             Spec {
                 ratings: u64::from(accounts) * 30,
                 users: accounts,
@@ -189,7 +191,7 @@ impl Shop {
         Ok(Self {
             client: http_client(config.timeout)?,
             base: config.target.trim_end_matches('/').to_owned(),
-            catalog,
+            books: books.into_iter().map(|b| (b.id, b)).collect(),
             readers,
             accounts: (0..accounts)
                 .map(|_| {
@@ -244,7 +246,7 @@ impl Shop {
     /// author's last name.
     fn search_words(&self, rng: &mut SplitMix64) -> String {
         let id = self.popular_book(rng);
-        let Some(book) = self.catalog.get(id) else {
+        let Some(book) = self.books.get(&id) else {
             return "the".into();
         };
         if rng.below(3) == 0

@@ -1,68 +1,11 @@
-//! The catalog: the goodbooks-10k books parsed once at start, their quirks cleaned, held in
-//! memory in popularity order with an id index and a search index.
+//! The catalog as the marketplace serves it: the cleaned books of the `catalog` crate held in
+//! memory in popularity order, with an id index and a search index.
 
 use std::{collections::HashMap, path::Path};
 
-use serde::Deserialize;
+pub use ::catalog::{Book, CatalogError};
 
 use crate::search::SearchIndex;
-
-/// The goodbooks-10k `books.csv` built into the binary (CC BY-SA 4.0, see `data/LICENSE.md`).
-pub const BUILTIN_CSV: &[u8] = include_bytes!("../data/books.csv");
-
-/// One book, cleaned.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Book {
-    pub id: i64,
-    pub title: String,
-    pub original_title: String,
-    pub authors: Vec<String>,
-    pub original_publication_year: Option<i32>,
-    pub isbn: String,
-    pub isbn13: String,
-    pub language_code: String,
-    pub average_rating: f64,
-    pub ratings_count: i64,
-    /// Counts of 1..=5 star ratings.
-    pub rating_histogram: [i64; 5],
-    pub image_url: String,
-    pub small_image_url: String,
-}
-
-/// Why the catalog could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("reading the catalog file: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("catalog row {row}: {source}")]
-    Csv { row: usize, source: csv::Error },
-    #[error("catalog row {row}: {message}")]
-    Invalid { row: usize, message: String },
-    #[error("the catalog has no books")]
-    Empty,
-}
-
-/// A raw `books.csv` row as the source writes it.
-#[derive(Debug, Deserialize)]
-struct Row {
-    book_id: i64,
-    isbn: String,
-    isbn13: String,
-    authors: String,
-    original_publication_year: String,
-    original_title: String,
-    title: String,
-    language_code: String,
-    average_rating: f64,
-    work_ratings_count: i64,
-    ratings_1: i64,
-    ratings_2: i64,
-    ratings_3: i64,
-    ratings_4: i64,
-    ratings_5: i64,
-    image_url: String,
-    small_image_url: String,
-}
 
 /// All books, most popular first, with lookups by id and by words.
 #[derive(Debug)]
@@ -75,53 +18,26 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Parses the built-in goodbooks-10k data.
+    /// The built-in goodbooks-10k books.
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::from_csv(BUILTIN_CSV)
+        Self::from_books(::catalog::builtin_books()?)
     }
 
-    /// The file at `path` when given, the built-in data otherwise.
+    /// The books of the file at `path` when given, the built-in ones otherwise.
     pub fn load(path: Option<&Path>) -> Result<Self, CatalogError> {
-        match path {
-            Some(p) => Self::from_path(p),
-            None => Self::builtin(),
-        }
+        Self::from_books(::catalog::load_books(path)?)
     }
 
-    /// Parses a goodbooks-10k style CSV file.
-    pub fn from_path(path: &Path) -> Result<Self, CatalogError> {
-        Self::from_csv(&std::fs::read(path)?)
-    }
-
-    /// Parses goodbooks-10k style CSV bytes.
-    pub fn from_csv(bytes: &[u8]) -> Result<Self, CatalogError> {
-        let mut reader = csv::Reader::from_reader(bytes);
-        let mut books = Vec::with_capacity(10_000);
-        for (i, row) in reader.deserialize::<Row>().enumerate() {
-            let row = row.map_err(|source| CatalogError::Csv { row: i + 2, source })?;
-            books.push(clean(row).map_err(|message| CatalogError::Invalid {
-                row: i + 2,
-                message,
-            })?);
-        }
-        Self::from_books(books)
-    }
-
-    /// Builds the indexes over `books` (any order; they are sorted by popularity here).
+    /// Builds the indexes over `books` (any order; they are sorted by popularity here). An empty
+    /// list or an id seen twice is an error.
     pub fn from_books(mut books: Vec<Book>) -> Result<Self, CatalogError> {
-        if books.is_empty() {
-            return Err(CatalogError::Empty);
-        }
-        books.sort_by(|a, b| b.ratings_count.cmp(&a.ratings_count).then(a.id.cmp(&b.id)));
-        let mut by_id = HashMap::with_capacity(books.len());
-        for (i, b) in books.iter().enumerate() {
-            if by_id.insert(b.id, i as u32).is_some() {
-                return Err(CatalogError::Invalid {
-                    row: 0,
-                    message: format!("book id {} appears twice", b.id),
-                });
-            }
-        }
+        ::catalog::sort_by_popularity(&mut books)?;
+        books.shrink_to_fit();
+        let by_id = books
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id, i as u32))
+            .collect();
         Ok(Self {
             books,
             by_id,
@@ -163,167 +79,33 @@ impl Catalog {
     }
 }
 
-fn clean(row: Row) -> Result<Book, String> {
-    if row.book_id <= 0 {
-        return Err(format!("book_id must be positive, got {}", row.book_id));
-    }
-    let title = row.title.trim().to_owned();
-    if title.is_empty() {
-        return Err("title is empty".into());
-    }
-    let isbn = clean_isbn10(&row.isbn);
-    let isbn13 = clean_isbn13(&row.isbn13, &isbn);
-    Ok(Book {
-        id: row.book_id,
-        title,
-        original_title: row.original_title.trim().to_owned(),
-        authors: row
-            .authors
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        original_publication_year: parse_year(&row.original_publication_year),
-        isbn,
-        isbn13,
-        language_code: row.language_code.trim().to_owned(),
-        average_rating: row.average_rating,
-        ratings_count: row.work_ratings_count,
-        rating_histogram: [
-            row.ratings_1,
-            row.ratings_2,
-            row.ratings_3,
-            row.ratings_4,
-            row.ratings_5,
-        ],
-        image_url: clean_cover(&row.image_url),
-        small_image_url: clean_cover(&row.small_image_url),
-    })
-}
-
-/// "2008.0" → 2008, "-720.0" → -720, "" → unknown.
-fn parse_year(s: &str) -> Option<i32> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    s.parse::<f64>()
-        .ok()
-        .filter(|y| y.is_finite() && y.fract() == 0.0 && y.abs() < 10_000.0)
-        .map(|y| y as i32)
-}
-
-/// The source drops leading zeros of ISBN-10s ("439023483" is 0439023483).
-fn clean_isbn10(s: &str) -> String {
-    let s = s.trim();
-    let valid = !s.is_empty()
-        && s.len() <= 10
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_digit() || (c == 'X' && i == s.len() - 1));
-    if valid {
-        format!("{s:0>10}")
-    } else {
-        String::new()
-    }
-}
-
-/// The ISBN-13 derived from a known ISBN-10 when there is one; otherwise the source's
-/// float-notation value ("9.78043902348e+12"), whose lost last digit is the check digit.
-fn clean_isbn13(raw: &str, isbn10: &str) -> String {
-    if isbn10.len() == 10 {
-        return isbn13_from_digits(&format!("978{}", &isbn10[..9]));
-    }
-    let Ok(value) = raw.trim().parse::<f64>() else {
-        return String::new();
-    };
-    if !(9.7e12..1.0e13).contains(&value) {
-        return String::new();
-    }
-    let digits = format!("{value:.0}");
-    isbn13_from_digits(&digits[..12])
-}
-
-/// Appends the ISBN-13 check digit to twelve digits.
-fn isbn13_from_digits(first12: &str) -> String {
-    let sum: u32 = first12
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
-        .sum();
-    format!("{first12}{}", (10 - sum % 10) % 10)
-}
-
-/// The CDN's "no photo" placeholder is no cover at all.
-fn clean_cover(url: &str) -> String {
-    let url = url.trim();
-    if url.is_empty() || url.contains("/nophoto/") {
-        String::new()
-    } else {
-        url.to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_builtin_catalog_holds_ten_thousand_books_most_popular_first() {
-        let c = Catalog::builtin().unwrap();
+    fn the_builtin_catalog_is_found_by_id_and_by_words() {
+        let c = Catalog::builtin().unwrap().with_search();
         assert_eq!(c.len(), 10_000);
-        let top = &c.by_popularity()[0];
-        assert_eq!(top.id, 1);
-        assert_eq!(top.title, "The Hunger Games (The Hunger Games, #1)");
-        assert!(
-            c.by_popularity()
-                .windows(2)
-                .all(|w| w[0].ratings_count >= w[1].ratings_count)
-        );
-    }
-
-    #[test]
-    fn quirks_of_the_source_are_cleaned() {
-        let c = Catalog::builtin().unwrap();
-        let hg = c.get(1).unwrap();
-        assert_eq!(hg.isbn, "0439023483");
-        assert_eq!(hg.isbn13, "9780439023481");
-        assert_eq!(hg.original_publication_year, Some(2008));
-        assert_eq!(hg.authors, vec!["Suzanne Collins"]);
-        let hp = c.get(2).unwrap();
-        assert_eq!(hp.authors, vec!["J.K. Rowling", "Mary GrandPré"]);
-        assert_eq!(hp.rating_histogram.iter().sum::<i64>(), hp.ratings_count);
-    }
-
-    #[test]
-    fn an_isbn13_in_float_notation_gets_its_check_digit_back() {
-        assert_eq!(clean_isbn13("9.78043902348e+12", ""), "9780439023481");
-        assert_eq!(clean_isbn13("", ""), "");
-        assert_eq!(clean_isbn13("nonsense", ""), "");
-    }
-
-    #[test]
-    fn empty_and_float_years_are_understood() {
-        assert_eq!(parse_year("1960.0"), Some(1960));
-        assert_eq!(parse_year("-720.0"), Some(-720));
-        assert_eq!(parse_year(""), None);
-    }
-
-    #[test]
-    fn a_nophoto_cover_counts_as_no_cover() {
+        assert_eq!(c.by_popularity()[0].id, 1);
         assert_eq!(
-            clean_cover(
-                "https://s.gr-assets.com/assets/nophoto/book/111x148-bcc042a9c91a29c1d680899eff700a03.png"
-            ),
-            ""
+            c.get(2).unwrap().authors,
+            vec!["J.K. Rowling", "Mary GrandPré"]
         );
+        assert!(c.get(10_001).is_none());
+        assert_eq!(c.search("hunger games")[0].id, 1);
     }
 
     #[test]
-    fn a_broken_row_names_its_line() {
-        let csv = b"book_id,isbn,isbn13,authors,original_publication_year,original_title,title,language_code,average_rating,work_ratings_count,ratings_1,ratings_2,ratings_3,ratings_4,ratings_5,image_url,small_image_url\n1,,,,,,T,,x,1,0,0,0,0,1,,\n";
-        let err = Catalog::from_csv(csv).unwrap_err().to_string();
-        assert!(err.contains("row 2"), "{err}");
+    fn books_in_any_order_are_served_most_popular_first_and_twins_are_refused() {
+        let mut books = ::catalog::builtin_books().unwrap();
+        books.truncate(3);
+        books.reverse();
+        let c = Catalog::from_books(books.clone()).unwrap();
+        let ids: Vec<i64> = c.by_popularity().iter().map(|b| b.id).collect();
+        assert_eq!(ids, [books[2].id, books[1].id, books[0].id]);
+        books.push(books[0].clone());
+        let err = Catalog::from_books(books).unwrap_err().to_string();
+        assert!(err.contains("appears twice"), "{err}");
     }
 }

@@ -20,8 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use catalog::Digest;
 use clap::Parser;
-use marketplace::catalog::Catalog;
 use platform::auth::TokenKey;
 use protos::recommendations::v1::{
     ListPopularBooksRequest, ListRecommendationsForMeRequest, ListSimilarBooksRequest,
@@ -134,7 +134,7 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
     std::fs::create_dir_all(&bench_dir)?;
 
     // 1. Synthetic ratings into a fresh SQLite file.
-    let catalog = Catalog::builtin()?;
+    let catalog = Digest::builtin()?;
     let started = Instant::now();
     let synthetic = Synthetic::new(
         &catalog,
@@ -163,7 +163,7 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
     // The same ratings indexed in this process, without the database: the index's own time and
     // size (the service's log line "recommender ready" has the same figures).
     let built = Instant::now();
-    let recommender = Recommender::new(Catalog::builtin()?);
+    let recommender = Recommender::new(Digest::builtin()?);
     let mut loader = recommender.loader();
     for r in synthetic.iter() {
         loader.push(RatingRow {

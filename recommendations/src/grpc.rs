@@ -96,7 +96,7 @@ impl Recommendations {
                 "{field} must be a positive book id, got {id}"
             )));
         }
-        if self.engine()?.catalog().get(id).is_none() {
+        if !self.engine()?.catalog().contains(id) {
             return Err(Status::not_found(format!("book {id} not found")));
         }
         Ok(id)
@@ -425,7 +425,7 @@ impl RecommendationsService for Recommendations {
 mod tests {
     use std::time::Duration;
 
-    use marketplace::catalog::Catalog;
+    use catalog::Digest;
     use platform::auth::Caller;
     use tokio::sync::Notify;
 
@@ -473,7 +473,7 @@ mod tests {
     async fn a_rating_whose_call_is_cancelled_still_reaches_the_index_and_the_feed() {
         let store = Arc::new(GatedStore::default());
         let engine = Arc::new(OnceLock::new());
-        let _ = engine.set(Recommender::new(Catalog::builtin().unwrap()));
+        let _ = engine.set(Recommender::new(Digest::builtin().unwrap()));
         let (_drain, draining) = watch::channel(false);
         let service = Recommendations::new(
             store.clone(),

@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use marketplace::catalog::Catalog;
+use catalog::Digest;
 use platform::{
     auth::{AuthInterceptor, Revocations, TokenKey, WeakSecret},
     config::{ServeArgs, TelemetryArgs},
@@ -128,7 +128,7 @@ pub async fn run(
     };
     tokio::spawn(async move {
         let catalog =
-            tokio::task::spawn_blocking(move || Catalog::load(catalog_path.as_deref())).await;
+            tokio::task::spawn_blocking(move || Digest::load(catalog_path.as_deref())).await;
         let catalog = match catalog {
             Ok(Ok(c)) => c,
             Ok(Err(error)) => {

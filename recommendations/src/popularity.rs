@@ -23,10 +23,14 @@ pub struct Tally {
 
 impl Tally {
     /// From a 1..=5 star histogram.
-    pub fn from_histogram(h: &[i64; 5]) -> Self {
+    pub fn from_histogram(h: &[u32; 5]) -> Self {
         Self {
-            count: h.iter().sum(),
-            sum: h.iter().enumerate().map(|(i, n)| (i as i64 + 1) * n).sum(),
+            count: h.iter().map(|&n| i64::from(n)).sum(),
+            sum: h
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| (i as i64 + 1) * i64::from(n))
+                .sum(),
         }
     }
 
@@ -56,7 +60,7 @@ pub struct Prior {
 impl Prior {
     /// The global mean of every catalog rating, weighted by the median evidence weight of a
     /// book.
-    pub fn from_catalog<'a>(tallies: impl IntoIterator<Item = &'a Tally>) -> Self {
+    pub fn from_catalog(tallies: impl IntoIterator<Item = Tally>) -> Self {
         let mut weights = Vec::new();
         let (mut n, mut s) = (0i64, 0i64);
         for t in tallies {
@@ -111,7 +115,7 @@ mod tests {
                 sum: 2997,
             },
         ];
-        let p = Prior::from_catalog(&ts);
+        let p = Prior::from_catalog(ts);
         assert!((p.weight - 20.0).abs() < 1e-9, "{}", p.weight);
         assert!((p.mean - 3141.0 / 1107.0).abs() < 1e-12);
     }

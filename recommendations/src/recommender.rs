@@ -2,14 +2,12 @@
 //! and updated as each rating is stored. Answers popular, similar and personal lists.
 //!
 //! Memory is bounded by the catalog, not by any reader's activity: the similarity index's bound
-//! is documented in [`crate::similarity`]; per catalog book there is one tally more.
+//! is documented in [`crate::similarity`]; per catalog book there is its digest entry (id,
+//! title, histogram: about 70 bytes) and one tally of local ratings (16 bytes).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-};
+use std::sync::{Arc, RwLock};
 
-use marketplace::catalog::Catalog;
+use catalog::Digest;
 
 use crate::{
     popularity::{Prior, Tally},
@@ -45,24 +43,17 @@ pub struct Recommendation {
     pub because_book_id: Option<BookId>,
 }
 
-/// Per book: the catalog's histogram and the ratings held here.
-#[derive(Debug, Clone, Copy, Default)]
-struct BookTally {
-    catalog: Tally,
-    local: Tally,
-}
-
 struct State {
     index: SimilarityIndex,
-    /// Per catalog book.
-    tallies: HashMap<BookId, BookTally>,
+    /// The ratings held here, per catalog book (by its position in the digest).
+    local: Vec<Tally>,
     /// Book ids by Bayesian average (best first, ties by id); rebuilt lazily after changes.
     popular: Option<Arc<Vec<(BookId, f64)>>>,
 }
 
 /// Recommendations over the catalog and the local ratings.
 pub struct Recommender {
-    catalog: Catalog,
+    catalog: Digest,
     prior: Prior,
     state: RwLock<State>,
 }
@@ -70,39 +61,31 @@ pub struct Recommender {
 impl Recommender {
     /// A recommender over `catalog` with no ratings yet and the default [`Limits`]; load the
     /// stored ratings with [`Recommender::loader`].
-    pub fn new(catalog: Catalog) -> Self {
+    pub fn new(catalog: Digest) -> Self {
         Self::with_limits(catalog, Limits::default())
     }
 
-    pub fn with_limits(catalog: Catalog, limits: Limits) -> Self {
-        let tallies: HashMap<BookId, BookTally> = catalog
-            .by_popularity()
-            .iter()
-            .map(|b| {
-                let catalog = Tally::from_histogram(&b.rating_histogram);
-                (
-                    b.id,
-                    BookTally {
-                        catalog,
-                        local: Tally::default(),
-                    },
-                )
-            })
-            .collect();
-        let prior = Prior::from_catalog(tallies.values().map(|t| &t.catalog));
+    pub fn with_limits(catalog: Digest, limits: Limits) -> Self {
+        let prior = Prior::from_catalog(catalog.histograms().iter().map(Tally::from_histogram));
+        let local = vec![Tally::default(); catalog.len()];
         Self {
             catalog,
             prior,
             state: RwLock::new(State {
                 index: SimilarityIndex::new(limits),
-                tallies,
+                local,
                 popular: None,
             }),
         }
     }
 
-    pub fn catalog(&self) -> &Catalog {
+    pub fn catalog(&self) -> &Digest {
         &self.catalog
+    }
+
+    /// The catalog's ratings of the book at `position`.
+    fn catalog_tally(&self, position: usize) -> Tally {
+        Tally::from_histogram(&self.catalog.histogram(position))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -116,11 +99,11 @@ impl Recommender {
     /// Records that `user` now rates `book` with `stars` (`None`: no longer rates it). Books
     /// outside the catalog are ignored.
     pub fn record(&self, user: &str, book: BookId, stars: Option<i64>) {
-        if self.catalog.get(book).is_none() {
+        let Some(position) = self.catalog.position(book) else {
             return;
-        }
+        };
         let mut s = self.write();
-        apply(&mut s, user, book, stars);
+        apply(&mut s, user, (book, position), stars);
     }
 
     /// Streams stored ratings in: push rows ordered by user then time, then finish.
@@ -134,16 +117,20 @@ impl Recommender {
         }
     }
 
-    /// Loads one user's ratings, oldest first (see [`SimilarityIndex::load_user`]).
+    /// Loads one user's ratings of catalog books, oldest first (see
+    /// [`SimilarityIndex::load_user`]).
     fn load_user(&self, user: &str, ratings: &[(BookId, i64)]) {
         let mut s = self.write();
+        let positions = ratings
+            .iter()
+            .filter_map(|&(book, stars)| Some(((book, self.catalog.position(book)?), stars)));
         if s.index.load_user(user, ratings) {
-            for &(book, stars) in ratings {
-                s.tallies.entry(book).or_default().local.add(stars);
+            for ((_, position), stars) in positions {
+                s.local[position].add(stars);
             }
             s.popular = None;
         } else {
-            for &(book, stars) in ratings {
+            for (book, stars) in positions {
                 apply(&mut s, user, book, Some(stars));
             }
         }
@@ -153,9 +140,7 @@ impl Recommender {
     pub fn clear(&self) {
         let mut s = self.write();
         s.index.clear();
-        for t in s.tallies.values_mut() {
-            t.local = Tally::default();
-        }
+        s.local.fill(Tally::default());
         s.popular = None;
     }
 
@@ -165,7 +150,7 @@ impl Recommender {
     }
 
     fn title(&self, id: BookId) -> &str {
-        self.catalog.get(id).map_or("a book", |b| b.title.as_str())
+        self.catalog.title_of(id).unwrap_or("a book")
     }
 
     /// Every book by Bayesian average, best first; `offset`/`limit` select a page.
@@ -182,11 +167,9 @@ impl Recommender {
     }
 
     fn popular_rec(&self, id: BookId, score: f64) -> Recommendation {
-        let count = self
-            .read()
-            .tallies
-            .get(&id)
-            .map_or(0, |t| t.catalog.count + t.local.count);
+        let count = self.catalog.position(id).map_or(0, |p| {
+            self.catalog_tally(p).count + self.read().local[p].count
+        });
         Recommendation {
             book_id: id,
             score,
@@ -201,13 +184,15 @@ impl Recommender {
             return p.clone();
         }
         let mut s = self.write();
-        let State {
-            tallies, popular, ..
-        } = &mut *s;
+        let State { local, popular, .. } = &mut *s;
         let ranked = popular.get_or_insert_with(|| {
-            let mut v: Vec<(BookId, f64)> = tallies
+            let mut v: Vec<(BookId, f64)> = local
                 .iter()
-                .map(|(&id, t)| (id, self.prior.score(t.catalog, t.local)))
+                .enumerate()
+                .map(|(p, &t)| {
+                    let score = self.prior.score(self.catalog_tally(p), t);
+                    (self.catalog.id(p), score)
+                })
                 .collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             Arc::new(v)
@@ -269,9 +254,10 @@ impl Recommender {
     }
 }
 
-fn apply(s: &mut State, user: &str, book: BookId, stars: Option<i64>) {
+/// Applies one rating of the catalog book `(id, position)`.
+fn apply(s: &mut State, user: &str, (book, position): (BookId, usize), stars: Option<i64>) {
     let old = s.index.apply(user, book, stars);
-    let tally = &mut s.tallies.entry(book).or_default().local;
+    let tally = &mut s.local[position];
     if let Some(o) = old {
         tally.remove(o);
     }
@@ -305,7 +291,7 @@ pub struct LoadSummary {
 impl Loader<'_> {
     pub fn push(&mut self, row: RatingRow) {
         self.rows += 1;
-        if self.recommender.catalog.get(row.book_id).is_none() || !(1..=5).contains(&row.stars) {
+        if !self.recommender.catalog.contains(row.book_id) || !(1..=5).contains(&row.stars) {
             self.skipped += 1;
             return;
         }
@@ -348,8 +334,14 @@ mod tests {
         }
     }
 
+    /// The mean of the catalog's stars for `book`.
+    fn mean_stars(r: &Recommender, book: BookId) -> f64 {
+        let t = r.catalog_tally(r.catalog().position(book).unwrap());
+        t.sum as f64 / t.count as f64
+    }
+
     fn loaded(rows: &[RatingRow]) -> Recommender {
-        let r = Recommender::new(Catalog::builtin().unwrap());
+        let r = Recommender::new(Digest::builtin().unwrap());
         let mut loader = r.loader();
         for row in rows {
             loader.push(row.clone());
@@ -360,14 +352,15 @@ mod tests {
 
     #[test]
     fn popular_books_follow_the_catalogs_real_ratings() {
-        let r = Recommender::new(Catalog::builtin().unwrap());
+        let r = Recommender::new(Digest::builtin().unwrap());
         let (top, total) = r.popular(0, 10);
         assert_eq!(total, 10_000);
         assert!(top.windows(2).all(|w| w[0].score >= w[1].score));
         // Well-loved, much-rated books lead: every top-ten book averages above 4.3.
         for rec in &top {
-            let b = r.catalog().get(rec.book_id).unwrap();
-            assert!(b.average_rating > 4.3, "{} {}", b.title, b.average_rating);
+            let stars = mean_stars(&r, rec.book_id);
+            let title = r.catalog().title_of(rec.book_id).unwrap();
+            assert!(stars > 4.3, "{title} {stars}");
         }
     }
 
@@ -393,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_new_rating_changes_what_is_similar_at_once() {
-        let r = Recommender::new(Catalog::builtin().unwrap());
+        let r = Recommender::new(Digest::builtin().unwrap());
         assert!(r.similar(1, 5).is_empty());
         r.record("a", 1, Some(5));
         r.record("a", 7, Some(4));
@@ -404,13 +397,13 @@ mod tests {
 
     #[test]
     fn thirty_local_fans_lift_a_well_rated_mid_ranked_book_into_the_top_twenty() {
-        let r = Recommender::new(Catalog::builtin().unwrap());
+        let r = Recommender::new(Digest::builtin().unwrap());
         let (ranked, _) = r.popular(0, 10_000);
         let (book, before) = ranked
             .iter()
             .enumerate()
             .skip(500)
-            .find(|(_, x)| r.catalog().get(x.book_id).unwrap().average_rating >= 4.3)
+            .find(|(_, x)| mean_stars(&r, x.book_id) >= 4.3)
             .map(|(i, x)| (x.book_id, i))
             .unwrap();
         for u in 0..30 {
@@ -422,7 +415,7 @@ mod tests {
             "book {book} (rank {before}) is not in the top twenty: {top:?}"
         );
         // One perfect rating does not do it.
-        let r = Recommender::new(Catalog::builtin().unwrap());
+        let r = Recommender::new(Digest::builtin().unwrap());
         r.record("fan", book, Some(5));
         assert!(r.popular(0, 20).0.iter().all(|x| x.book_id != book));
     }
@@ -438,7 +431,7 @@ mod tests {
             rating("a", 4, 5), // "a" again, out of order: still applied
         ];
         let loaded = loaded(&rows);
-        let live = Recommender::new(Catalog::builtin().unwrap());
+        let live = Recommender::new(Digest::builtin().unwrap());
         for row in &rows {
             live.record(&row.user_id, row.book_id, Some(row.stars));
         }

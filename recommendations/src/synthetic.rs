@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 
-use marketplace::catalog::Catalog;
+use catalog::Digest;
 
 /// splitmix64: a tiny, fast, deterministic pseudo-random generator (not for secrets).
 #[derive(Debug, Clone)]
@@ -104,31 +104,30 @@ fn mix(seed: u64, stream: u64) -> u64 {
 }
 
 impl Synthetic {
-    pub fn new(catalog: &Catalog, spec: Spec) -> Self {
-        let books = catalog.by_popularity();
+    pub fn new(catalog: &Digest, spec: Spec) -> Self {
+        let books = catalog.len();
         let mut total = 0u64;
-        let mut popularity = Vec::with_capacity(books.len());
-        let mut stars = Vec::with_capacity(books.len());
-        for b in books {
-            total += b.ratings_count.max(1) as u64;
+        let mut popularity = Vec::with_capacity(books);
+        let mut stars = Vec::with_capacity(books);
+        for i in 0..books {
+            total += u64::from(catalog.ratings_count(i).max(1));
             popularity.push(total);
             let mut acc = 0u64;
-            stars.push(b.rating_histogram.map(|n| {
-                acc += n.max(0) as u64;
+            stars.push(catalog.histogram(i).map(|n| {
+                acc += u64::from(n);
                 acc
             }));
         }
-        let cap = spec.max_per_user.clamp(1, books.len().max(1) as u32);
+        let cap = spec.max_per_user.clamp(1, books.max(1) as u32);
         let users = spec.users.clamp(1, spec.ratings.max(1) as u32);
         let ratings = spec.ratings.clamp(users as u64, users as u64 * cap as u64);
         let activity = activity(spec.seed, users, ratings, cap, spec.alpha);
         Self {
             seed: spec.seed,
-            ids: books.iter().map(|b| b.id).collect(),
+            ids: catalog.ids().to_vec(),
             popularity,
-            weights: books
-                .iter()
-                .map(|b| b.ratings_count.max(1) as f64)
+            weights: (0..books)
+                .map(|i| f64::from(catalog.ratings_count(i).max(1)))
                 .collect(),
             stars,
             activity,
@@ -300,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_ratings_with_a_heavy_tail() {
-        let catalog = Catalog::builtin().unwrap();
+        let catalog = Digest::builtin().unwrap();
         let spec = Spec {
             ratings: 60_000,
             users: 3_000,
@@ -332,13 +331,12 @@ mod tests {
         }
         // Popular books are rated most: the most rated catalog book beats a median one.
         let count = |id: i64| all.iter().filter(|r| r.book_id == id).count();
-        let books = catalog.by_popularity();
-        assert!(count(books[0].id) > 10 * count(books[5_000].id).max(1));
+        assert!(count(catalog.id(0)) > 10 * count(catalog.id(5_000)).max(1));
     }
 
     #[test]
     fn users_across_activity_include_the_heaviest() {
-        let catalog = Catalog::builtin().unwrap();
+        let catalog = Digest::builtin().unwrap();
         let s = Synthetic::new(
             &catalog,
             Spec {

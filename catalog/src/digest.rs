@@ -1,0 +1,223 @@
+//! The digest: what a reader of ratings needs of the catalog (ids, titles, ratings counts and
+//! 1-5 star histograms, most popular first) in a few flat arrays, about 60 bytes a book instead
+//! of a kilobyte of full records. Shared with `build.rs`, which encodes the built-in one.
+
+use crate::record::{Book, CatalogError};
+
+/// Ids, titles and star histograms of every book, most popular first. A book is named by its
+/// position in that order (`0..len()`); [`Digest::position`] finds it by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    ids: Vec<i64>,
+    /// The source's `work_ratings_count` (saturated to `u32`).
+    ratings_counts: Vec<u32>,
+    /// Counts of 1..=5 star ratings (saturated to `u32`).
+    histograms: Vec<[u32; 5]>,
+    /// Every title, back to back; title `i` ends at `title_ends[i]`.
+    titles: String,
+    title_ends: Vec<u32>,
+    /// Positions ordered by id, for lookups by id.
+    by_id: Vec<u32>,
+}
+
+const MAGIC: &[u8; 8] = b"bkdgst01";
+
+fn saturate(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+impl Digest {
+    /// The digest of `books`, which must be most popular first (as [`crate::parse`] returns
+    /// them).
+    pub fn from_books(books: &[Book]) -> Self {
+        let mut titles = String::with_capacity(books.iter().map(|b| b.title.len()).sum());
+        let mut title_ends = Vec::with_capacity(books.len());
+        for b in books {
+            titles.push_str(&b.title);
+            title_ends.push(titles.len() as u32);
+        }
+        Self::assemble(
+            books.iter().map(|b| b.id).collect(),
+            books.iter().map(|b| saturate(b.ratings_count)).collect(),
+            books
+                .iter()
+                .map(|b| b.rating_histogram.map(saturate))
+                .collect(),
+            titles,
+            title_ends,
+        )
+    }
+
+    fn assemble(
+        ids: Vec<i64>,
+        ratings_counts: Vec<u32>,
+        histograms: Vec<[u32; 5]>,
+        titles: String,
+        title_ends: Vec<u32>,
+    ) -> Self {
+        let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
+        by_id.sort_unstable_by_key(|&p| ids[p as usize]);
+        let mut digest = Self {
+            ids,
+            ratings_counts,
+            histograms,
+            titles,
+            title_ends,
+            by_id,
+        };
+        // Held for the life of a service: no spare capacity.
+        digest.ids.shrink_to_fit();
+        digest.ratings_counts.shrink_to_fit();
+        digest.histograms.shrink_to_fit();
+        digest.titles.shrink_to_fit();
+        digest.title_ends.shrink_to_fit();
+        digest
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The position of book `id`, if the catalog has it.
+    pub fn position(&self, id: i64) -> Option<usize> {
+        self.by_id
+            .binary_search_by_key(&id, |&p| self.ids[p as usize])
+            .ok()
+            .map(|i| self.by_id[i] as usize)
+    }
+
+    pub fn contains(&self, id: i64) -> bool {
+        self.position(id).is_some()
+    }
+
+    /// Every id, most popular first.
+    pub fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
+    pub fn id(&self, position: usize) -> i64 {
+        self.ids[position]
+    }
+
+    pub fn title(&self, position: usize) -> &str {
+        let start = match position {
+            0 => 0,
+            p => self.title_ends[p - 1] as usize,
+        };
+        &self.titles[start..self.title_ends[position] as usize]
+    }
+
+    /// The title of book `id`, if the catalog has it.
+    pub fn title_of(&self, id: i64) -> Option<&str> {
+        self.position(id).map(|p| self.title(p))
+    }
+
+    /// How many ratings the book has in the source (its popularity).
+    pub fn ratings_count(&self, position: usize) -> u32 {
+        self.ratings_counts[position]
+    }
+
+    /// Counts of 1..=5 star ratings.
+    pub fn histogram(&self, position: usize) -> [u32; 5] {
+        self.histograms[position]
+    }
+
+    /// Every histogram, most popular book first.
+    pub fn histograms(&self) -> &[[u32; 5]] {
+        &self.histograms
+    }
+
+    /// Bytes held (the struct and its arrays), for logs and tests.
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.capacity() * 8
+            + self.ratings_counts.capacity() * 4
+            + self.histograms.capacity() * 20
+            + self.titles.capacity()
+            + self.title_ends.capacity() * 4
+            + self.by_id.capacity() * 4
+    }
+
+    /// Little-endian: magic, count, ids, ratings counts, histograms, title ends, titles.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.heap_bytes() + 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
+        for id in &self.ids {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        let words = self
+            .ratings_counts
+            .iter()
+            .chain(self.histograms.iter().flatten())
+            .chain(&self.title_ends);
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(self.titles.as_bytes());
+        out
+    }
+
+    /// Reads what [`Digest::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CatalogError> {
+        let mut r = Reader(
+            bytes
+                .strip_prefix(MAGIC)
+                .ok_or(CatalogError::Digest("no magic"))?,
+        );
+        let n = u32::from_le_bytes(r.take()?) as usize;
+        let ids = (0..n)
+            .map(|_| Ok(i64::from_le_bytes(r.take()?)))
+            .collect::<Result<Vec<_>, CatalogError>>()?;
+        let ratings_counts = r.words(n)?;
+        let histograms = r
+            .words(n * 5)?
+            .chunks_exact(5)
+            .map(|c| [c[0], c[1], c[2], c[3], c[4]])
+            .collect();
+        let title_ends = r.words(n)?;
+        let titles = std::str::from_utf8(r.0)
+            .map_err(|_| CatalogError::Digest("titles are not UTF-8"))?
+            .to_owned();
+        let ordered = title_ends.windows(2).all(|w| w[0] <= w[1]);
+        if !ordered || title_ends.last().map_or(0, |&e| e as usize) != titles.len() {
+            return Err(CatalogError::Digest("title ends do not match the titles"));
+        }
+        if !title_ends
+            .iter()
+            .all(|&e| titles.is_char_boundary(e as usize))
+        {
+            return Err(CatalogError::Digest("a title ends inside a character"));
+        }
+        Ok(Self::assemble(
+            ids,
+            ratings_counts,
+            histograms,
+            titles,
+            title_ends,
+        ))
+    }
+}
+
+/// Reads an encoded digest front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], CatalogError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(CatalogError::Digest("shorter than its count says"))?;
+        self.0 = rest;
+        Ok(*head)
+    }
+
+    fn words(&mut self, n: usize) -> Result<Vec<u32>, CatalogError> {
+        (0..n)
+            .map(|_| Ok(u32::from_le_bytes(self.take()?)))
+            .collect()
+    }
+}
