@@ -35,12 +35,13 @@ impl Marketplace {
             .ok_or_else(|| Status::unavailable("the catalog is still loading"))
     }
 
-    fn page(
+    fn page<B: std::borrow::Borrow<Book>>(
         &self,
         scope: &str,
-        all: &[&Book],
+        all: &[B],
         size: i32,
         token: &str,
+        view: i32,
     ) -> Result<(Vec<pb::Book>, String), Status> {
         let size = page_size(size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
         let start = self.tokens.start(scope, token)? as usize;
@@ -51,7 +52,14 @@ impl Marketplace {
         } else {
             String::new()
         };
-        Ok((books.iter().map(|b| to_proto(b)).collect(), next))
+        let view = book_view(view)?;
+        Ok((
+            books
+                .iter()
+                .map(|b| to_proto_view(b.borrow(), view))
+                .collect(),
+            next,
+        ))
     }
 }
 
@@ -78,8 +86,9 @@ impl MarketplaceService for Marketplace {
     ) -> Result<Response<pb::ListBooksResponse>, Status> {
         let req = request.into_inner();
         let catalog = self.catalog()?;
-        let all: Vec<&Book> = catalog.by_popularity().iter().collect();
-        let (books, next_page_token) = self.page("books", &all, req.page_size, &req.page_token)?;
+        let all = catalog.by_popularity();
+        let (books, next_page_token) =
+            self.page("books", all, req.page_size, &req.page_token, req.view)?;
         Ok(Response::new(pb::ListBooksResponse {
             books,
             next_page_token,
@@ -107,7 +116,8 @@ impl MarketplaceService for Marketplace {
         let catalog = self.catalog()?;
         let hits = catalog.search(&normalized);
         let scope = format!("search:{normalized}");
-        let (books, next_page_token) = self.page(&scope, &hits, req.page_size, &req.page_token)?;
+        let (books, next_page_token) =
+            self.page(&scope, &hits, req.page_size, &req.page_token, req.view)?;
         Ok(Response::new(pb::SearchBooksResponse {
             books,
             next_page_token,
@@ -139,19 +149,45 @@ impl MarketplaceService for Marketplace {
                 ids.len()
             )));
         }
+        let view = book_view(request.get_ref().view)?;
         let catalog = self.catalog()?;
         let books = ids
             .iter()
             .map(|&id| {
                 check_id(id, "ids")?;
-                catalog.get(id).map(to_proto).ok_or_else(|| not_found(id))
+                catalog
+                    .get(id)
+                    .map(|b| to_proto_view(b, view))
+                    .ok_or_else(|| not_found(id))
             })
             .collect::<Result<Vec<_>, Status>>()?;
         Ok(Response::new(pb::BatchGetBooksResponse { books }))
     }
 }
 
-/// A catalog book as the contract sends it.
+/// The view a request names; unknown values are refused rather than guessed.
+fn book_view(view: i32) -> Result<pb::BookView, Status> {
+    pb::BookView::try_from(view)
+        .map_err(|_| Status::invalid_argument(format!("view {view} is not a BookView")))
+}
+
+/// A catalog book in the fields `view` asks for.
+pub fn to_proto_view(b: &Book, view: pb::BookView) -> pb::Book {
+    match view {
+        pb::BookView::Basic => pb::Book {
+            id: b.id,
+            title: b.title.clone(),
+            authors: b.authors.clone(),
+            average_rating: b.average_rating,
+            ratings_count: b.ratings_count,
+            image_url: b.image_url.clone(),
+            ..Default::default()
+        },
+        pb::BookView::Unspecified | pb::BookView::Full => to_proto(b),
+    }
+}
+
+/// A catalog book as the contract sends it, whole.
 pub fn to_proto(b: &Book) -> pb::Book {
     pb::Book {
         id: b.id,

@@ -2,6 +2,7 @@
 
 use axum::{Json, Router, extract::State, routing::get};
 use protos::marketplace::v1 as mp;
+use protos::marketplace::v1::BookView;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -118,7 +119,11 @@ pub async fn list_books(
 ) -> Result<Json<BookPage>, ApiError> {
     let page = s
         .marketplace()
-        .list_books(q.page_size.unwrap_or(0), q.page_token.unwrap_or_default())
+        .list_books(
+            q.page_size.unwrap_or(0),
+            q.page_token.unwrap_or_default(),
+            BookView::Full,
+        )
         .await?;
     Ok(Json(page))
 }
@@ -143,6 +148,7 @@ pub async fn search_books(
             q.q,
             q.page_size.unwrap_or(0),
             q.page_token.unwrap_or_default(),
+            BookView::Full,
         )
         .await?;
     Ok(Json(page))

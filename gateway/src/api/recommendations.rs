@@ -2,6 +2,7 @@
 //! `/api/v1/me/recommendations`, each joined with its books.
 
 use axum::{Json, Router, extract::State, routing::get};
+use protos::marketplace::v1::BookView;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -63,7 +64,7 @@ pub async fn similar_books(
     let recommendations = recs
         .similar(id, q.page_size.unwrap_or(0))
         .await?
-        .with_books(&s.marketplace().within(recs.deadline()))
+        .with_books(&s.marketplace().within(recs.deadline()), BookView::Full)
         .await?;
     Ok(Json(RecommendationList {
         recommendations,
@@ -84,7 +85,7 @@ pub async fn popular_books(
         .await?;
     let next_page_token = picks.next_page_token.take();
     let recommendations = picks
-        .with_books(&s.marketplace().within(recs.deadline()))
+        .with_books(&s.marketplace().within(recs.deadline()), BookView::Full)
         .await?;
     Ok(Json(RecommendationList {
         recommendations,
@@ -105,7 +106,7 @@ pub async fn my_recommendations(
     let recommendations = recs
         .for_me(auth.as_ref(), q.page_size.unwrap_or(0))
         .await?
-        .with_books(&s.marketplace().within(recs.deadline()))
+        .with_books(&s.marketplace().within(recs.deadline()), BookView::Full)
         .await?;
     Ok(Json(RecommendationList {
         recommendations,

@@ -8,6 +8,7 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
+use protos::marketplace::v1::BookView;
 use serde::Deserialize;
 use tonic::Code;
 
@@ -50,7 +51,7 @@ pub async fn book(
             .capped(cap)
             .similar(id, PANEL_SIZE)
             .await?
-            .with_books(&s.marketplace().within(d).capped(cap))
+            .with_books(&s.marketplace().within(d).capped(cap), BookView::Basic)
             .await
     };
     let (main, similar) = tokio::join!(main, similar);

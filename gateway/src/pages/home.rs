@@ -8,6 +8,7 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
+use protos::marketplace::v1::BookView;
 use serde::Deserialize;
 use tonic::Code;
 
@@ -53,10 +54,14 @@ pub async fn home(
         match &search {
             Some(text) => {
                 catalog
-                    .search_books(text.clone(), GRID_PAGE, page_token.clone())
+                    .search_books(text.clone(), GRID_PAGE, page_token.clone(), BookView::Basic)
                     .await
             }
-            None => catalog.list_books(GRID_PAGE, page_token.clone()).await,
+            None => {
+                catalog
+                    .list_books(GRID_PAGE, page_token.clone(), BookView::Basic)
+                    .await
+            }
         }
     };
     let panel = async {
@@ -65,14 +70,14 @@ pub async fn home(
         let popular = async {
             recs.popular(PANEL_SIZE, String::new())
                 .await?
-                .with_books(&catalog)
+                .with_books(&catalog, BookView::Basic)
                 .await
         };
         match &sess {
             Some(me) => match recs.for_me(Some(&me.token), PANEL_SIZE).await {
                 Ok(picks) => Ok((
                     "Recommended for you",
-                    picks.with_books(&catalog).await?,
+                    picks.with_books(&catalog, BookView::Basic).await?,
                     false,
                 )),
                 // The session is no longer accepted: show what everybody sees, drop the cookie.

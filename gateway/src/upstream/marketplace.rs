@@ -28,11 +28,19 @@ impl Marketplace {
         .ok_or_else(|| self.missing("book"))
     }
 
-    /// The books with these ids, in the same order (one call).
-    pub async fn batch_get_books(&self, ids: Vec<i64>) -> Result<Vec<Book>, ApiError> {
+    /// The books with these ids, in the same order (one call), in the fields `view` names
+    /// (pages ask for `Basic`: what a card shows).
+    pub async fn batch_get_books(
+        &self,
+        ids: Vec<i64>,
+        view: mp::BookView,
+    ) -> Result<Vec<Book>, ApiError> {
         let r = self
             .call(
-                mp::BatchGetBooksRequest { ids },
+                mp::BatchGetBooksRequest {
+                    ids,
+                    view: view.into(),
+                },
                 None,
                 |mut c, r| async move { c.batch_get_books(r).await },
             )
@@ -45,12 +53,14 @@ impl Marketplace {
         &self,
         page_size: i32,
         page_token: String,
+        view: mp::BookView,
     ) -> Result<BookPage, ApiError> {
         let r = self
             .call(
                 mp::ListBooksRequest {
                     page_size,
                     page_token,
+                    view: view.into(),
                 },
                 None,
                 |mut c, r| async move { c.list_books(r).await },
@@ -69,6 +79,7 @@ impl Marketplace {
         query: String,
         page_size: i32,
         page_token: String,
+        view: mp::BookView,
     ) -> Result<BookPage, ApiError> {
         let r = self
             .call(
@@ -76,6 +87,7 @@ impl Marketplace {
                     query,
                     page_size,
                     page_token,
+                    view: view.into(),
                 },
                 None,
                 |mut c, r| async move { c.search_books(r).await },

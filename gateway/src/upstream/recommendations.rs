@@ -1,6 +1,7 @@
 //! Ratings and recommendations: the recommendations service's calls as the gateway uses them.
 //! Recommendations come back as [`Picks`], which one BatchGetBooks call joins with their books.
 
+use protos::marketplace::v1::BookView;
 use protos::recommendations::v1::{
     self as rec, recommendations_service_client::RecommendationsServiceClient,
 };
@@ -41,12 +42,16 @@ fn source_label(source: i32) -> &'static str {
 
 impl Picks {
     /// The picks joined with their books, fetched from `catalog` in one call.
-    pub async fn with_books(self, catalog: &Marketplace) -> Result<Vec<Recommendation>, ApiError> {
+    pub async fn with_books(
+        self,
+        catalog: &Marketplace,
+        view: BookView,
+    ) -> Result<Vec<Recommendation>, ApiError> {
         if self.recs.is_empty() {
             return Ok(Vec::new());
         }
         let books = catalog
-            .batch_get_books(self.recs.iter().map(|r| r.book_id).collect())
+            .batch_get_books(self.recs.iter().map(|r| r.book_id).collect(), view)
             .await?;
         Ok(self
             .recs

@@ -1,7 +1,7 @@
 //! Every catalog RPC, its happy path and its error codes.
 
 use protos::marketplace::v1::{
-    BatchGetBooksRequest, GetBookRequest, ListBooksRequest, SearchBooksRequest,
+    BatchGetBooksRequest, Book, BookView, GetBookRequest, ListBooksRequest, SearchBooksRequest,
 };
 use tonic::Code;
 
@@ -15,6 +15,7 @@ async fn listing_pages_through_the_catalog_most_popular_first() {
         .list_books(ListBooksRequest {
             page_size: 5,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -27,6 +28,7 @@ async fn listing_pages_through_the_catalog_most_popular_first() {
         .list_books(ListBooksRequest {
             page_size: 5,
             page_token: first.next_page_token.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -43,6 +45,7 @@ async fn listing_pages_through_the_catalog_most_popular_first() {
             .list_books(ListBooksRequest {
                 page_size: 100,
                 page_token: token,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -65,6 +68,7 @@ async fn a_forged_foreign_or_oversized_page_request_is_invalid_argument() {
         .list_books(ListBooksRequest {
             page_size: 5,
             page_token: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -76,6 +80,7 @@ async fn a_forged_foreign_or_oversized_page_request_is_invalid_argument() {
             query: "harry".into(),
             page_size: 2,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -84,6 +89,7 @@ async fn a_forged_foreign_or_oversized_page_request_is_invalid_argument() {
         .list_books(ListBooksRequest {
             page_size: 2,
             page_token: search.next_page_token,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -94,6 +100,7 @@ async fn a_forged_foreign_or_oversized_page_request_is_invalid_argument() {
             .list_books(ListBooksRequest {
                 page_size: size,
                 page_token: String::new(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -111,6 +118,7 @@ async fn search_ranks_the_title_match_first_and_rejects_empty_queries() {
             query: "The HOBBIT".into(),
             page_size: 3,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -123,6 +131,7 @@ async fn search_ranks_the_title_match_first_and_rejects_empty_queries() {
             query: "tolkien".into(),
             page_size: 50,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -140,6 +149,7 @@ async fn search_ranks_the_title_match_first_and_rejects_empty_queries() {
                 query: bad.to_owned(),
                 page_size: 0,
                 page_token: String::new(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -177,6 +187,7 @@ async fn batch_get_keeps_the_order_asked_and_fails_on_an_unknown_id() {
     let r = c
         .batch_get_books(BatchGetBooksRequest {
             ids: vec![3, 1, 2, 1],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -187,21 +198,102 @@ async fn batch_get_keeps_the_order_asked_and_fails_on_an_unknown_id() {
     let e = c
         .batch_get_books(BatchGetBooksRequest {
             ids: vec![1, 99_999],
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("99999"));
     let empty = c
-        .batch_get_books(BatchGetBooksRequest { ids: vec![] })
+        .batch_get_books(BatchGetBooksRequest {
+            ids: vec![],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
     let too_many = c
         .batch_get_books(BatchGetBooksRequest {
             ids: (1..=101).collect(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(too_many.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn the_basic_view_sends_what_a_card_shows_and_nothing_more() {
+    let s = spawn_service().await;
+    let mut c = s.client();
+    let full = c
+        .batch_get_books(BatchGetBooksRequest {
+            ids: vec![1, 2],
+            view: BookView::Full.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .books;
+    let basic = c
+        .batch_get_books(BatchGetBooksRequest {
+            ids: vec![1, 2],
+            view: BookView::Basic.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .books;
+    for (f, b) in full.iter().zip(&basic) {
+        let card = Book {
+            id: f.id,
+            title: f.title.clone(),
+            authors: f.authors.clone(),
+            average_rating: f.average_rating,
+            ratings_count: f.ratings_count,
+            image_url: f.image_url.clone(),
+            ..Default::default()
+        };
+        assert_eq!(b, &card);
+        assert!(
+            !f.isbn13.is_empty() && f.rating_histogram.len() == 5,
+            "{f:?}"
+        );
+    }
+    // Unset means the whole record, so older callers keep what they had.
+    let unset = c
+        .list_books(ListBooksRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .books;
+    assert_eq!(unset, full);
+    let page = c
+        .search_books(SearchBooksRequest {
+            query: "hunger games".into(),
+            page_size: 3,
+            view: BookView::Basic.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .books;
+    assert!(
+        page.iter()
+            .all(|b| b.isbn.is_empty() && !b.title.is_empty())
+    );
+
+    let err = c
+        .list_books(ListBooksRequest {
+            view: 7,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("view 7"), "{}", err.message());
 }
