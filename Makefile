@@ -60,7 +60,7 @@ test: ## fmt, clippy, every test (unit, per-service, suite, traces, dashboards),
 	@$(MAKE) --no-print-directory api-contract-or-skip
 
 # --- Browser tests: headless Chromium through chromedriver (tests/tests/browser/) --------------
-SCREENSHOTS_SHOWN := home-desktop home-phone book-desktop book-phone
+SCREENSHOTS_SHOWN := home-desktop home-phone book-phone
 
 .PHONY: browser-deps
 browser-deps:
