@@ -59,6 +59,27 @@ test: ## fmt, clippy, every test (unit, per-service, suite, traces, dashboards),
 	fi
 	@$(MAKE) --no-print-directory api-contract-or-skip
 
+# --- Browser tests: headless Chromium through chromedriver (tests/tests/browser/) --------------
+SCREENSHOTS_SHOWN := home-desktop home-phone book-phone
+
+.PHONY: browser-deps
+browser-deps:
+	@[ -f tests/browser/node_modules/axe-core/axe.min.js ] || npm ci --prefix tests/browser --no-audit --no-fund
+
+.PHONY: browser-test
+browser-test: browser-deps ## The pages in headless Chromium: flows with and without JavaScript, axe-core, screenshots
+	$(CARGO) build --bins
+	BOOKSTORE_REQUIRE_BROWSER=1 $(CARGO) test -p tests --test browser -- --nocapture
+
+.PHONY: screenshots
+screenshots: ## Home and a book page at phone and desktop widths into target/screenshots/, the README's into docs/screenshots/
+	$(CARGO) build --bins
+	@set -u; BOOKSTORE_REQUIRE_BROWSER=1 $(CARGO) test -p tests --test browser -- --nocapture --exact \
+	  layout::home_and_book_pages_fit_phone_and_desktop_widths_with_screenshots; status=$$?; \
+	mkdir -p docs/screenshots; \
+	for s in $(SCREENSHOTS_SHOWN); do cp target/screenshots/$$s.png docs/screenshots/ || status=1; done; \
+	ls -l docs/screenshots; exit $$status
+
 SCHEMATHESIS ?= schemathesis
 API_CONTRACT_EXAMPLES ?= 30
 
