@@ -139,7 +139,9 @@ impl Config {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub upstreams: Upstreams,
+    /// Shared, not copied: every request clones the state, and only the client of a call it
+    /// makes needs cloning.
+    pub upstreams: std::sync::Arc<Upstreams>,
     /// Budget of one incoming request; each upstream call gets what remains of it.
     pub request_timeout: Duration,
     pub optional_timeout: Duration,
@@ -160,7 +162,7 @@ impl AppState {
     /// turns true.
     pub fn new(config: &Config, upstreams: Upstreams, shutdown: watch::Receiver<bool>) -> Self {
         Self {
-            upstreams,
+            upstreams: std::sync::Arc::new(upstreams),
             request_timeout: config.serve.request_timeout(),
             optional_timeout: Duration::from_millis(config.optional_timeout_ms),
             cookie_secure: config.cookie_secure,
