@@ -56,11 +56,13 @@ fn skip(why: &str) {
 pub fn tools() -> Option<Tools> {
     let chromium = std::env::var_os("CHROMIUM_BIN")
         .map(PathBuf::from)
+        .filter(|p| p.is_file())
         // Debian's /usr/bin/chromium is a shell wrapper; the binary itself starts faster.
         .or_else(|| Some(PathBuf::from("/usr/lib/chromium/chromium")).filter(|p| p.is_file()))
         .or_else(|| on_path("chromium"));
     let chromedriver = std::env::var_os("CHROMEDRIVER")
         .map(PathBuf::from)
+        .filter(|p| p.is_file())
         .or_else(|| on_path("chromedriver"));
     match (chromium, chromedriver) {
         (Some(chromium), Some(chromedriver)) => Some(Tools {
