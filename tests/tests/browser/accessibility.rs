@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use tests::Suite;
 
-use crate::helpers::{Browser, PASSWORD, api_reader, axe_source, http, within};
+use crate::helpers::{Browser, PASSWORD, api_reader, axe_source, hobbit_id, within};
 
 /// Runs axe on the loaded page; its violations, or an error string.
 const RUN_AXE: &str = r#"
@@ -30,21 +30,6 @@ async fn axe(b: &Browser, source: &str) -> Vec<Value> {
         Ok(Value::Array(v)) => v,
         other => panic!("axe.run failed: {other:?}"),
     }
-}
-
-async fn hobbit_id(suite: &Suite) -> i64 {
-    let found: Value = http()
-        .get(format!(
-            "{}/api/v1/books/search?q=the%20hobbit&page_size=1",
-            suite.base_url
-        ))
-        .send()
-        .await
-        .expect("search answered")
-        .json()
-        .await
-        .expect("JSON");
-    found["books"][0]["id"].as_i64().expect("a book")
 }
 
 #[tokio::test]

@@ -615,6 +615,22 @@ pub struct Reader {
 }
 
 /// An HTTP client for the REST API, bounded.
+/// The id of "The Hobbit", found through the API search as a reader would.
+pub async fn hobbit_id(suite: &Suite) -> i64 {
+    let found: Value = http()
+        .get(format!(
+            "{}/api/v1/books/search?q=the%20hobbit&page_size=1",
+            suite.base_url
+        ))
+        .send()
+        .await
+        .expect("search answered")
+        .json()
+        .await
+        .expect("JSON");
+    found["books"][0]["id"].as_i64().expect("a book")
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))

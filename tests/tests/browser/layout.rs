@@ -2,10 +2,10 @@
 //! each in `target/screenshots/` every run (`make screenshots` copies some into
 //! `docs/screenshots/`), and nothing wider than the viewport.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tests::Suite;
 
-use crate::helpers::{Browser, http, screenshot_dir, within};
+use crate::helpers::{Browser, hobbit_id, screenshot_dir, within};
 
 /// The page's width against the device's (`arguments[0]`), the width the page is shown at (a
 /// phone zooms out, widening `innerWidth`, to fit a page too wide), and the outermost visible
@@ -62,18 +62,7 @@ async fn home_and_book_pages_fit_phone_and_desktop_widths_with_screenshots() {
         return suite.stop().await;
     };
     within("screenshots", async {
-        let found: Value = http()
-            .get(format!(
-                "{}/api/v1/books/search?q=the%20hobbit&page_size=1",
-                suite.base_url
-            ))
-            .send()
-            .await
-            .expect("search answered")
-            .json()
-            .await
-            .expect("JSON");
-        let book = found["books"][0]["id"].as_i64().expect("a book");
+        let book = hobbit_id(&suite).await;
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         let mut problems = Vec::new();
