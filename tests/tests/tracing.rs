@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::{
     trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
 use serde_json::json;
-use tests::{Suite, SuiteOptions, unique};
+use tests::{Suite, SuiteOptions, unique, wait_until};
 use tonic::{Request, Response, Status, transport::Server};
 
 /// A span as received, with the service that sent it.
@@ -257,23 +257,27 @@ async fn one_page_view_is_one_trace_across_gateway_marketplace_and_recommendatio
     );
 
     // Logs: the request's lines carry its trace id, in the gateway and in the services.
-    let gateway_log = s.log("gateway");
-    let marketplace_log = s.log("marketplace");
-    for (name, log) in [("gateway", &gateway_log), ("marketplace", &marketplace_log)] {
-        let lines: Vec<serde_json::Value> = log
-            .lines()
-            .filter(|l| l.contains(&trace_id))
-            .map(|l| serde_json::from_str(l).expect("JSON log line"))
-            .collect();
+    for name in ["gateway", "marketplace"] {
+        let lines = trace_lines(&s, name, &trace_id);
         assert!(
             !lines.is_empty(),
-            "{name} logged nothing with trace {trace_id}:\n{log}"
+            "{name} logged nothing with trace {trace_id}:\n{}",
+            s.log(name)
         );
         assert!(
             lines.iter().all(|l| l["trace_id"] == trace_id
                 && l["span_id"].as_str().is_some_and(|s| s.len() == 16))
         );
     }
+}
+
+/// The JSON log lines of `name` that carry `trace_id`.
+fn trace_lines(s: &Suite, name: &str, trace_id: &str) -> Vec<serde_json::Value> {
+    s.log(name)
+        .lines()
+        .filter(|l| l.contains(trace_id))
+        .map(|l| serde_json::from_str(l).expect("JSON log line"))
+        .collect()
 }
 
 /// Without an exporter no OpenTelemetry span is built, but the trace still travels: every
@@ -295,27 +299,15 @@ async fn without_an_exporter_logs_still_carry_one_trace_across_processes() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let mut span_ids = std::collections::HashSet::new();
+    let mut span_ids = HashSet::new();
     for name in ["gateway", "marketplace", "recommendations"] {
-        let mut lines: Vec<serde_json::Value> = Vec::new();
-        for _ in 0..50 {
-            lines = s
-                .log(name)
-                .lines()
-                .filter(|l| l.contains(&trace_id))
-                .map(|l| serde_json::from_str(l).expect("JSON log line"))
-                .collect();
-            if !lines.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert!(
-            !lines.is_empty(),
-            "{name} logged nothing with trace {trace_id}:\n{}",
-            s.log(name)
-        );
-        for l in &lines {
+        wait_until(
+            &format!("{name} logs a line with trace {trace_id}"),
+            Duration::from_secs(5),
+            || async { !trace_lines(&s, name, &trace_id).is_empty() },
+        )
+        .await;
+        for l in &trace_lines(&s, name, &trace_id) {
             assert_eq!(l["trace_id"], trace_id.as_str(), "{l}");
             let span = l["span_id"].as_str().unwrap_or_default();
             assert!(span.len() == 16 && span != parent, "{l}");
