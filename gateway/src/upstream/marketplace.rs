@@ -12,8 +12,13 @@ use crate::{
 /// The marketplace service for one request.
 pub type Marketplace = Client<MarketplaceServiceClient<Upstream>>;
 
-fn token(t: String) -> Option<String> {
-    (!t.is_empty()).then_some(t)
+/// A listing's answer as the API gives it: an empty next-page token means the last page.
+fn page(books: Vec<mp::Book>, next_page_token: String, total_size: i32) -> BookPage {
+    BookPage {
+        books: books.into_iter().map(Book::from).collect(),
+        next_page_token: (!next_page_token.is_empty()).then_some(next_page_token),
+        total_size,
+    }
 }
 
 impl Marketplace {
@@ -66,11 +71,7 @@ impl Marketplace {
                 |mut c, r| async move { c.list_books(r).await },
             )
             .await?;
-        Ok(BookPage {
-            books: r.books.into_iter().map(Book::from).collect(),
-            next_page_token: token(r.next_page_token),
-            total_size: r.total_size,
-        })
+        Ok(page(r.books, r.next_page_token, r.total_size))
     }
 
     /// A page of the books whose titles or authors hold the words of `query`.
@@ -93,10 +94,6 @@ impl Marketplace {
                 |mut c, r| async move { c.search_books(r).await },
             )
             .await?;
-        Ok(BookPage {
-            books: r.books.into_iter().map(Book::from).collect(),
-            next_page_token: token(r.next_page_token),
-            total_size: r.total_size,
-        })
+        Ok(page(r.books, r.next_page_token, r.total_size))
     }
 }
