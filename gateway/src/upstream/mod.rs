@@ -276,12 +276,8 @@ impl Deadline {
         }
     }
 
-    /// A gRPC request carrying the remaining time (`grpc-timeout`) and the caller's token.
-    pub fn call<T>(&self, message: T, auth: Option<&Bearer>) -> Result<Request<T>, Status> {
-        self.call_within(message, auth, Duration::MAX)
-    }
-
-    /// Like [`Deadline::call`], but never longer than `cap` (for optional page sections).
+    /// A gRPC request carrying the remaining time (`grpc-timeout`), never longer than `cap`
+    /// (optional page sections wait less), and the caller's token.
     pub fn call_within<T>(
         &self,
         message: T,
@@ -314,7 +310,9 @@ mod tests {
     #[test]
     fn each_call_carries_the_remaining_time_and_the_token() {
         let d = Deadline::after(Duration::from_secs(2));
-        let r = d.call((), Bearer::parse("t0k3n").as_ref()).unwrap();
+        let r = d
+            .call_within((), Bearer::parse("t0k3n").as_ref(), Duration::MAX)
+            .unwrap();
         assert_eq!(r.metadata().get("authorization").unwrap(), "Bearer t0k3n");
         let timeout = r.metadata().get("grpc-timeout").unwrap().to_str().unwrap();
         assert!(
@@ -327,7 +325,7 @@ mod tests {
     fn a_spent_deadline_refuses_to_call() {
         let d = Deadline::after(Duration::ZERO);
         assert_eq!(
-            d.call((), None).unwrap_err().code(),
+            d.call_within((), None, Duration::MAX).unwrap_err().code(),
             tonic::Code::DeadlineExceeded
         );
     }
