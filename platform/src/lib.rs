@@ -27,13 +27,33 @@ pub fn now_unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A random number in `0..n` (0 when `n` is 0), straight from the OS: for jitter and sampling on
-/// paths where a shared generator would need a lock.
+thread_local! {
+    /// Per-thread xorshift64* state, seeded once from the OS: a system call per draw would cost
+    /// more than the work it serves, and a shared generator would need a lock.
+    static RANDOM: std::cell::Cell<u64> = std::cell::Cell::new({
+        let mut b = [0u8; 8];
+        let _ = getrandom::getrandom(&mut b);
+        u64::from_le_bytes(b) | 1
+    });
+}
+
+/// A random `u64`, never 0: for ids, jitter and sampling (unique and well spread, not secret).
+pub fn random_u64() -> u64 {
+    RANDOM.with(|s| {
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        // An odd multiplier of a non-zero state: never 0.
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    })
+}
+
+/// A random number in `0..n` (0 when `n` is 0), from [`random_u64`].
 pub fn random_below(n: u64) -> u64 {
     if n == 0 {
         return 0;
     }
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    u64::from_le_bytes(b) % n
+    random_u64() % n
 }

@@ -4,8 +4,6 @@
 //! trace id and calls across services stay correlated, at the cost of one small extension per
 //! span instead of a full OpenTelemetry span that nobody would export.
 
-use std::cell::Cell;
-
 use tracing::{Subscriber, span};
 use tracing_subscriber::{Registry, layer::Context, registry::LookupSpan};
 
@@ -97,41 +95,12 @@ pub fn traceparent(ids: TraceIds) -> String {
     )
 }
 
-thread_local! {
-    /// Per-thread xorshift state, seeded once from the OS: ids need to be unique, not secret,
-    /// and a system call per span would cost more than the span.
-    static STATE: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    u64::from_le_bytes(b) | 1
-}
-
-/// xorshift64*: never 0 from a non-zero state.
-fn next() -> u64 {
-    STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        s.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    })
-}
-
 fn new_span_id() -> u64 {
-    loop {
-        let id = next();
-        if id != 0 {
-            return id;
-        }
-    }
+    crate::random_u64()
 }
 
 fn new_trace_id() -> u128 {
-    (u128::from(next()) << 64) | u128::from(new_span_id())
+    (u128::from(crate::random_u64()) << 64) | u128::from(crate::random_u64())
 }
 
 #[cfg(test)]
