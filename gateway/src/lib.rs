@@ -136,12 +136,21 @@ impl Config {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares: one reference count per request (axum clones the state for each),
+/// and only the client of a call a request makes is cloned.
 #[derive(Clone)]
-pub struct AppState {
-    /// Shared, not copied: every request clones the state, and only the client of a call it
-    /// makes needs cloning.
-    pub upstreams: std::sync::Arc<Upstreams>,
+pub struct AppState(std::sync::Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// See [`AppState`].
+pub struct Shared {
+    pub upstreams: Upstreams,
     /// Budget of one incoming request; each upstream call gets what remains of it.
     pub request_timeout: Duration,
     pub optional_timeout: Duration,
@@ -161,8 +170,8 @@ impl AppState {
     /// The state `config` describes, over `upstreams`; long-lived responses end when `shutdown`
     /// turns true.
     pub fn new(config: &Config, upstreams: Upstreams, shutdown: watch::Receiver<bool>) -> Self {
-        Self {
-            upstreams: std::sync::Arc::new(upstreams),
+        Self(std::sync::Arc::new(Shared {
+            upstreams,
             request_timeout: config.serve.request_timeout(),
             optional_timeout: Duration::from_millis(config.optional_timeout_ms),
             cookie_secure: config.cookie_secure,
@@ -175,7 +184,7 @@ impl AppState {
                 config.auth_rate_burst,
             )),
             trust_forwarded_for: config.trust_forwarded_for,
-        }
+        }))
     }
 
     /// The deadline of one incoming request: each upstream call gets what remains of it.
@@ -290,20 +299,77 @@ fn http_span(req: &Request) -> tracing::Span {
 }
 
 /// The access-log line of a request: every error and slow request, a sample of the others
-/// (`ACCESS_LOG_SAMPLE`).
-async fn access_log(req: Request, next: axum::middleware::Next) -> Response {
-    let start = std::time::Instant::now();
-    let res = next.run(req).await;
-    let latency = start.elapsed();
-    let failed = res.status().is_client_error() || res.status().is_server_error();
-    if platform::telemetry::access_logged(failed, latency) {
-        tracing::info!(
-            status = res.status().as_u16(),
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            "request answered"
-        );
+/// (`ACCESS_LOG_SAMPLE`); nothing at all when info lines are filtered out. A tower layer rather
+/// than `from_fn`: no boxed future and no clone of the inner service per request.
+#[derive(Clone, Copy)]
+struct AccessLogLayer;
+
+impl<S> tower::Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog(inner)
     }
-    res
+}
+
+#[derive(Clone)]
+struct AccessLog<S>(S);
+
+impl<S, B, ResB> tower::Service<http::Request<B>> for AccessLog<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResB>>,
+{
+    type Response = http::Response<ResB>;
+    type Error = S::Error;
+    type Future = AccessLogFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        AccessLogFuture {
+            started: tracing::enabled!(tracing::Level::INFO).then(std::time::Instant::now),
+            inner: self.0.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct AccessLogFuture<F> {
+        #[pin]
+        inner: F,
+        started: Option<std::time::Instant>,
+    }
+}
+
+impl<F, E, ResB> Future for AccessLogFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(res), Some(start)) = (&result, this.started.take()) {
+            let latency = start.elapsed();
+            let failed = res.status().is_client_error() || res.status().is_server_error();
+            if platform::telemetry::access_logged(failed, latency) {
+                tracing::info!(
+                    status = res.status().as_u16(),
+                    latency_ms = latency.as_secs_f64() * 1000.0,
+                    "request answered"
+                );
+            }
+        }
+        std::task::Poll::Ready(result)
+    }
 }
 
 /// The whole public router: API, pages, and the middleware stack.
@@ -346,20 +412,19 @@ pub fn with_middleware(
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(http_span)
-                .on_response(|res: &Response, _: Duration, span: &tracing::Span| {
-                    span.record("http.response.status_code", res.status().as_u16());
-                    if res.status().is_server_error() {
-                        span.record("otel.status_code", "ERROR");
-                    }
-                }),
+                .on_response(
+                    |res: &http::Response<_>, _: Duration, span: &tracing::Span| {
+                        span.record("http.response.status_code", res.status().as_u16());
+                        if res.status().is_server_error() {
+                            span.record("otel.status_code", "ERROR");
+                        }
+                    },
+                ),
         )
         // The access log, inside the span (its lines carry the trace id).
-        .layer(axum::middleware::from_fn(access_log))
+        .layer(AccessLogLayer)
         // RED metrics by route template.
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
-            platform::http_metrics::track,
-        ))
+        .layer(platform::http_metrics::TrackLayer::new(http_metrics))
         // A panic becomes a 500 problem document, not a dropped connection or plain text.
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.

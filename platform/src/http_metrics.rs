@@ -1,13 +1,15 @@
 //! HTTP RED metrics for axum routers, labelled by route template (`/books/{id}`), never by raw
 //! path, so a crawler cannot explode the series count.
 
-use std::time::Instant;
-
-use axum::{
-    extract::{MatchedPath, Request, State},
-    middleware::Next,
-    response::Response,
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Instant,
 };
+
+use axum::extract::MatchedPath;
+use http::{Request, Response};
 use prometheus::{HistogramVec, IntCounterVec, IntGauge};
 
 use crate::metrics::Metrics;
@@ -39,7 +41,7 @@ impl HttpMetrics {
 }
 
 /// The route template of a request, or `unmatched` for paths no route knows.
-pub fn route_of(req: &Request) -> String {
+pub fn route_of<B>(req: &Request<B>) -> String {
     req.extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
@@ -73,18 +75,84 @@ impl Drop for Tracked {
     }
 }
 
-/// axum middleware (`from_fn_with_state`) recording every request.
-pub async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    m.in_flight.inc();
-    let mut tracked = Tracked {
-        route: req.extensions().get::<MatchedPath>().cloned(),
-        method: req.method().clone(),
-        m,
-        start: Instant::now(),
-        // Until an answer comes: 499, client closed request.
-        status: None,
-    };
-    let response = next.run(req).await;
-    tracked.status = Some(response.status());
-    response
+/// The layer recording every request (a tower layer rather than `from_fn`: no boxed future and
+/// no clone of the inner service per request).
+#[derive(Clone)]
+pub struct TrackLayer(HttpMetrics);
+
+impl TrackLayer {
+    pub fn new(metrics: HttpMetrics) -> Self {
+        Self(metrics)
+    }
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            m: self.0.clone(),
+        }
+    }
+}
+
+/// See [`TrackLayer`].
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    m: HttpMetrics,
+}
+
+impl<S, B, ResB> tower::Service<Request<B>> for Track<S>
+where
+    S: tower::Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.m.in_flight.inc();
+        let tracked = Tracked {
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            method: req.method().clone(),
+            m: self.m.clone(),
+            start: Instant::now(),
+            // Until an answer comes: 499, client closed request.
+            status: None,
+        };
+        TrackFuture {
+            inner: self.inner.call(req),
+            tracked: Some(tracked),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Track`].
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        tracked: Option<Tracked>,
+    }
+}
+
+impl<F, E, ResB> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(mut tracked)) = (&result, this.tracked.take()) {
+            tracked.status = Some(response.status());
+        }
+        Poll::Ready(result)
+    }
 }

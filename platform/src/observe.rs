@@ -35,6 +35,11 @@ pub trait Observer: Clone {
     }
     /// The call ended with this status code; called exactly once per started call.
     fn end(&self, call: Self::Call, code: i32);
+    /// Whether this observer wants calls at all right now (a span or a log line nobody would
+    /// see): when not, the call passes through untouched.
+    fn active(&self) -> bool {
+        true
+    }
 }
 
 /// The layer telling `O` about every call; `side` says whether a dropped call can have expired
@@ -124,6 +129,12 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<ReqB>) -> Self::Future {
+        if !self.observer.active() {
+            return ObservedFuture {
+                inner: self.inner.call(req),
+                watch: None,
+            };
+        }
         let deadline = match self.side {
             Side::Server => crate::deadline::call_budget(req.headers(), None)
                 .and_then(|b| Instant::now().checked_add(b)),
@@ -206,12 +217,12 @@ where
         Poll::Ready(match result {
             Ok(resp) => {
                 // A trailers-only response (errors) carries the status in its headers.
-                let watch = match (watch, grpc_status(resp.headers())) {
-                    (Some(w), Some(code)) => {
+                let watch = match watch.map(|w| (grpc_status(resp.headers()), w)) {
+                    Some((Some(code), w)) => {
                         w.end(code);
                         None
                     }
-                    (w, _) => w,
+                    other => other.map(|(_, w)| w),
                 };
                 Ok(resp.map(|inner| ObservedBody { inner, watch }))
             }
@@ -249,6 +260,9 @@ impl<B: Body, O: Observer> Body for ObservedBody<B, O> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
+        if this.watch.is_none() {
+            return this.inner.poll_frame(cx);
+        }
         let frame = {
             let _entered = this.watch.as_ref().and_then(Watch::enter);
             ready!(this.inner.poll_frame(cx))
@@ -356,5 +370,43 @@ mod tests {
         let collected = resp.into_body().collect().await.unwrap();
         assert!(collected.trailers().is_some());
         assert_eq!(*log.0.lock().unwrap(), ["pkg.Svc/Get 0"]);
+    }
+
+    /// An observer nobody listens to (its spans or lines filtered out).
+    #[derive(Clone, Default)]
+    struct Idle(Log);
+
+    impl Observer for Idle {
+        type Call = String;
+        fn start<B>(&self, service: &str, method: &str, req: &mut http::Request<B>) -> String {
+            self.0.start(service, method, req)
+        }
+        fn end(&self, call: String, code: i32) {
+            self.0.end(call, code)
+        }
+        fn active(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inactive_observer_is_passed_by() {
+        use http_body_util::BodyExt;
+        let idle = Idle::default();
+        let svc = tower::service_fn(|_req: http::Request<String>| async {
+            let answer = http::Response::builder()
+                .header("grpc-status", "5")
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"x")))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(answer)
+        });
+        let svc = Observe::new(idle.clone(), Side::Server).layer(svc);
+        let resp = tower::ServiceExt::oneshot(svc, request(Some("1m")))
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["grpc-status"], "5");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"x");
+        assert!(idle.0.0.lock().unwrap().is_empty());
     }
 }

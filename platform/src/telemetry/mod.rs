@@ -303,6 +303,11 @@ impl Observer for RpcSpan {
         Some(span.enter())
     }
 
+    /// Spans filtered out (e.g. `RUST_LOG=warn`): no span, no trace context to carry.
+    fn active(&self) -> bool {
+        tracing::enabled!(tracing::Level::INFO)
+    }
+
     /// Records the status; errors as the RPC conventions define them per side.
     fn end(&self, span: tracing::Span, code: i32) {
         span.record("rpc.grpc.status_code", code);
@@ -339,6 +344,11 @@ impl Observer for RpcAccessLog {
             start: std::time::Instant::now(),
             health: service.starts_with("grpc."),
         }
+    }
+
+    /// Access logs filtered out: nothing to time.
+    fn active(&self) -> bool {
+        tracing::enabled!(tracing::Level::INFO)
     }
 
     fn end(&self, call: AccessLogCall, code: i32) {
