@@ -95,6 +95,10 @@ pub struct Config {
     /// Longest wait for an optional page section (recommendations), in milliseconds.
     #[arg(long, env = "OPTIONAL_TIMEOUT_MS", default_value_t = 800)]
     pub optional_timeout_ms: u64,
+    /// How long the home page's "Popular now" panel (the same for every visitor) is kept before
+    /// recommendations is asked again, in milliseconds; 0: asked on every page view.
+    #[arg(long, env = "POPULAR_CACHE_MS", default_value_t = 1000)]
+    pub popular_cache_ms: u64,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
     pub body_limit_bytes: usize,
@@ -154,6 +158,8 @@ pub struct Shared {
     /// Budget of one incoming request; each upstream call gets what remains of it.
     pub request_timeout: Duration,
     pub optional_timeout: Duration,
+    /// The home page's "Popular now" panel, kept a moment.
+    pub popular_panel: pages::PopularPanel,
     pub cookie_secure: bool,
     /// Flips to true when draining begins; long-lived SSE responses end on it.
     pub shutdown: watch::Receiver<bool>,
@@ -174,6 +180,7 @@ impl AppState {
             upstreams,
             request_timeout: config.serve.request_timeout(),
             optional_timeout: Duration::from_millis(config.optional_timeout_ms),
+            popular_panel: pages::PopularPanel::new(Duration::from_millis(config.popular_cache_ms)),
             cookie_secure: config.cookie_secure,
             shutdown,
             streams: std::sync::Arc::new(tokio::sync::Semaphore::new(

@@ -139,6 +139,8 @@ async fn one_page_view_is_one_trace_across_gateway_marketplace_and_recommendatio
     let s = Suite::start_with(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        // Every page view asks for the popular panel (it is otherwise kept a second).
+        ("POPULAR_CACHE_MS", "0"),
     ])
     .await;
     let client = reqwest::Client::new();
@@ -289,7 +291,8 @@ async fn without_an_exporter_logs_still_carry_one_trace_across_processes() {
         eprintln!("skipped: reads the logs of a suite it started");
         return;
     }
-    let s = Suite::start().await;
+    // Every page view asks for the popular panel (it is otherwise kept a second).
+    let s = Suite::start_with(&[("POPULAR_CACHE_MS", "0")]).await;
     let trace_id = random_hex(16);
     let parent = random_hex(8);
     let page = reqwest::Client::new()

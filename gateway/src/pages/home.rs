@@ -2,6 +2,8 @@
 //! time, beside the "Recommended for you" or "Popular now" panel, the live strip and, for
 //! visitors, the sign-in and sign-up forms.
 
+use std::sync::Arc;
+
 use axum::{
     extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode, header},
@@ -31,7 +33,7 @@ pub struct HomeQuery {
 }
 
 /// The side panel's heading, its books, and whether the session turned out to be over.
-type Panel = (&'static str, Vec<Recommendation>, bool);
+type Panel = (&'static str, Arc<[Recommendation]>, bool);
 
 /// `/`: the grid (list or search) and the side panel, fetched concurrently.
 pub async fn home(
@@ -67,17 +69,18 @@ pub async fn home(
     let panel = async {
         let recs = s.recommendations().within(d).capped(s.optional_timeout);
         let catalog = s.marketplace().within(d).capped(s.optional_timeout);
-        let popular = async {
+        // Shared by every visitor: kept a moment (see `PopularPanel`).
+        let popular = s.popular_panel.get(async {
             recs.popular(PANEL_SIZE, String::new())
                 .await?
                 .with_books(&catalog, BookView::Basic)
                 .await
-        };
+        });
         match &sess {
             Some(me) => match recs.for_me(Some(&me.token), PANEL_SIZE).await {
                 Ok(picks) => Ok((
                     "Recommended for you",
-                    picks.with_books(&catalog, BookView::Basic).await?,
+                    picks.with_books(&catalog, BookView::Basic).await?.into(),
                     false,
                 )),
                 // The session is no longer accepted: show what everybody sees, drop the cookie.
