@@ -170,6 +170,59 @@ fn http_ok(url: &str) -> bool {
     s.read_exact(&mut buf).is_ok() && buf[9] == b'2'
 }
 
+/// A form POST over HTTP/1.1 (with `cookie`, if any); the status and the `Set-Cookie` pairs.
+fn post_form(port: u16, path: &str, form: &str, cookie: Option<&str>) -> (u16, Vec<String>) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the gateway");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .expect("send the form");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let cookies = answer
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().split(';').next().unwrap_or("").to_owned())
+        })
+        .collect();
+    (status, cookies)
+}
+
+/// Signs a new reader up through the pages' form and rates a few books; their cookie header.
+fn signed_in_reader(port: u16) -> String {
+    let email = format!("bench-{}@example.org", free_port());
+    let (status, cookies) = post_form(
+        port,
+        "/signup",
+        &format!("email={email}&display_name=Bench&password=bench-password-1"),
+        None,
+    );
+    assert!(
+        status == 303 && cookies.len() == 2,
+        "sign-up answered {status} with cookies {cookies:?}"
+    );
+    let cookie = cookies.join("; ");
+    for book in [1, 2, 3, 5, 8] {
+        let (status, _) = post_form(
+            port,
+            &format!("/books/{book}/rating"),
+            "stars=5",
+            Some(&cookie),
+        );
+        assert_eq!(status, 303, "rating book {book}");
+    }
+    cookie
+}
+
 /// One stack of processes and where to send load.
 struct Stack {
     name: &'static str,
@@ -326,6 +379,18 @@ fn parse_latency(v: &str) -> f64 {
 /// Runs wrk against `url` (a Lua script picking a random book when `random_book`), measuring
 /// the CPU of `pids`.
 fn wrk(args: &Args, url: &str, random_book: bool, pids: &[u32], dir: &Path) -> Run {
+    wrk_with(args, url, random_book, None, pids, dir)
+}
+
+/// [`wrk`] sending `cookie` with every request.
+fn wrk_with(
+    args: &Args,
+    url: &str,
+    random_book: bool,
+    cookie: Option<&str>,
+    pids: &[u32],
+    dir: &Path,
+) -> Run {
     let script = dir.join("random-book.lua");
     std::fs::write(
         &script,
@@ -341,6 +406,9 @@ fn wrk(args: &Args, url: &str, random_book: bool, pids: &[u32], dir: &Path) -> R
     ]);
     if random_book {
         cmd.arg("-s").arg(&script);
+    }
+    if let Some(c) = cookie {
+        cmd.arg("-H").arg(format!("Cookie: {c}"));
     }
     cmd.arg(url);
     measure(cmd, pids, |out| {
@@ -575,6 +643,7 @@ fn main() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let prod_grpc = prod_grpc_addr(&prod);
+    let reader = signed_in_reader(prod.http);
 
     type Scenario<'a> = (&'static str, &'a str, Box<dyn Fn() -> Run + 'a>);
     let book = |s: &Stack| format!("http://127.0.0.1:{}/api/v1/books/1", s.http);
@@ -611,13 +680,27 @@ fn main() {
             }),
         ),
         (
-            "GET / (home page)",
+            "GET / (home page, visitor)",
             prod.name,
             Box::new(|| {
                 wrk(
                     &args,
                     &format!("http://127.0.0.1:{}/", prod.http),
                     false,
+                    &prod.pids(&["gateway", "marketplace", "recommendations"]),
+                    &scratch,
+                )
+            }),
+        ),
+        (
+            "GET / (home page, signed in: for you, nothing kept)",
+            prod.name,
+            Box::new(|| {
+                wrk_with(
+                    &args,
+                    &format!("http://127.0.0.1:{}/", prod.http),
+                    false,
+                    Some(&reader),
                     &prod.pids(&["gateway", "marketplace", "recommendations"]),
                     &scratch,
                 )
@@ -690,7 +773,8 @@ fn main() {
         ("GET one book, as deployed ÷ bare pair", 1, 0, 1.5),
         ("GET one book, access logs off ÷ bare pair", 2, 0, 1.25),
         ("home page ÷ bare pair's GET", 3, 0, 3.0),
-        ("direct GetBook ÷ bare tonic", 5, 4, 1.5),
+        ("home page signed in ÷ bare pair's GET", 4, 0, 3.0),
+        ("direct GetBook ÷ bare tonic", 6, 5, 1.5),
         (
             "observability: spans and access logs (as deployed ÷ RUST_LOG=warn)",
             1,
@@ -720,7 +804,7 @@ fn main() {
     for (what, step, i, target, stack) in [
         ("GET /api/v1/books/{id}", "book_api", 1usize, 2.0, &prod),
         ("GET /api/v1/books/{id}", "book_api", 1usize, 2.0, &bare),
-        ("GET / (home page)", "home", 3usize, 5.0, &prod),
+        ("GET / (home page, visitor)", "home", 3usize, 5.0, &prod),
     ] {
         let (max_rps, _, _) = stat(i, |r| r.rps);
         let rate = (max_rps / 2.0).floor().max(1.0);
