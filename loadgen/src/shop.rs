@@ -29,6 +29,11 @@ pub fn rng_for(seed: u64, stream: u64) -> SplitMix64 {
     r
 }
 
+/// A successful answer's JSON, for the steps that read it.
+fn json(body: Option<bytes::Bytes>) -> Option<Value> {
+    serde_json::from_slice(&body?).ok()
+}
+
 /// A random seed from the operating system.
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];
@@ -371,7 +376,7 @@ impl Shop {
                     _ => ("/api/v1/books?page_size=20".to_owned(), 1),
                 };
                 let (done, body) = self.get(step, path, None, rng).await;
-                if let Some(v) = body {
+                if let Some(v) = json(body) {
                     self.account(i).browse = v
                         .get("next_page_token")
                         .and_then(Value::as_str)
@@ -390,7 +395,7 @@ impl Shop {
                     path.push_str(&format!("&page_token={}", encode(t)));
                 }
                 let (done, body) = self.get(step, path, None, rng).await;
-                if let Some(v) = body {
+                if let Some(v) = json(body) {
                     self.account(i).search = v
                         .get("next_page_token")
                         .and_then(Value::as_str)
@@ -495,7 +500,7 @@ impl Shop {
         if done.outcome.status() == Some(429) {
             self.auth_pause(Duration::from_secs(done.retry_after.unwrap_or(6)));
         }
-        if let Some(v) = body
+        if let Some(v) = json(body)
             && let Some(token) = v.get("access_token").and_then(Value::as_str)
         {
             let ttl = v.get("expires_in").and_then(Value::as_i64).unwrap_or(300);
@@ -513,7 +518,7 @@ impl Shop {
         path: String,
         token: Option<&str>,
         rng: &mut SplitMix64,
-    ) -> (Done, Option<Value>) {
+    ) -> (Done, Option<bytes::Bytes>) {
         let mut req = self.client.get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -551,7 +556,7 @@ impl Shop {
         step: Step,
         req: reqwest::RequestBuilder,
         rng: &mut SplitMix64,
-    ) -> (Done, Option<Value>) {
+    ) -> (Done, Option<bytes::Bytes>) {
         let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
         let (tp, trace_id) = traceparent(rng, sampled);
         let sent = req
@@ -576,9 +581,8 @@ impl Shop {
                         } else {
                             String::new()
                         };
-                        let body = (status < 300)
-                            .then(|| serde_json::from_slice::<Value>(&bytes).ok())
-                            .flatten();
+                        // Parsed only by the steps that read the answer (see `json`).
+                        let body = (status < 300).then_some(bytes);
                         (outcome, detail, body)
                     }
                     Err(e) => (self.classify_error(&e), error_text(&e), None),
