@@ -1,4 +1,4 @@
-//! Cleans `data/books.csv` into the digest (ids, titles, star histograms) that binaries needing no
+//! Cleans `data/books.csv` into the digest (ids, titles, authors, star histograms) that binaries needing no
 //! more of the catalog embed instead of the CSV, with the very code the library uses.
 
 // The library's own files, compiled here too; this script uses only part of them.

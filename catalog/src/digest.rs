@@ -1,10 +1,10 @@
-//! The digest: what a reader of ratings needs of the catalog (ids, titles, ratings counts and
-//! 1-5 star histograms, most popular first) in a few flat arrays, about 60 bytes a book instead
-//! of a kilobyte of full records. Shared with `build.rs`, which encodes the built-in one.
+//! The digest: what a reader of ratings needs of the catalog (ids, titles, authors, ratings
+//! counts and 1-5 star histograms, most popular first) in a few flat arrays, about 80 bytes a
+//! book instead of a kilobyte of full records. Shared with `build.rs`, which encodes the built-in one.
 
 use crate::record::{Book, CatalogError};
 
-/// Ids, titles and star histograms of every book, most popular first. A book is named by its
+/// Ids, titles, authors and star histograms of every book, most popular first. A book is named by its
 /// position in that order (`0..len()`); [`Digest::position`] finds it by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest {
@@ -13,14 +13,65 @@ pub struct Digest {
     ratings_counts: Vec<u32>,
     /// Counts of 1..=5 star ratings (saturated to `u32`).
     histograms: Vec<[u32; 5]>,
-    /// Every title, back to back; title `i` ends at `title_ends[i]`.
-    titles: String,
-    title_ends: Vec<u32>,
+    titles: Texts,
+    /// Each book's authors, joined by commas (the source's own separator, so no name holds one).
+    authors: Texts,
     /// Positions ordered by id, for lookups by id.
     by_id: Vec<u32>,
 }
 
-const MAGIC: &[u8; 8] = b"bkdgst01";
+const MAGIC: &[u8; 8] = b"bkdgst02";
+
+/// Strings back to back: string `i` ends at `ends[i]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Texts {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Texts {
+    fn with_capacity(bytes: usize, count: usize) -> Self {
+        Self {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(count),
+        }
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len() as u32);
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            i => self.ends[i - 1] as usize,
+        };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * 4
+    }
+
+    /// `text` cut at `ends`, checked: ends in order, the last at the end, each on a character.
+    fn checked(text: &[u8], ends: Vec<u32>, what: &'static str) -> Result<Self, CatalogError> {
+        let text = std::str::from_utf8(text)
+            .map_err(|_| CatalogError::Digest(what))?
+            .to_owned();
+        let ordered = ends.windows(2).all(|w| w[0] <= w[1]);
+        let whole = ends.last().map_or(0, |&e| e as usize) == text.len();
+        if !ordered || !whole || !ends.iter().all(|&e| text.is_char_boundary(e as usize)) {
+            return Err(CatalogError::Digest(what));
+        }
+        Ok(Self { text, ends })
+    }
+}
 
 fn saturate(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
@@ -30,11 +81,15 @@ impl Digest {
     /// The digest of `books`, which must be most popular first (as [`crate::parse`] returns
     /// them).
     pub fn from_books(books: &[Book]) -> Self {
-        let mut titles = String::with_capacity(books.iter().map(|b| b.title.len()).sum());
-        let mut title_ends = Vec::with_capacity(books.len());
+        let bytes = |f: fn(&Book) -> usize| books.iter().map(f).sum();
+        let mut titles = Texts::with_capacity(bytes(|b| b.title.len()), books.len());
+        let mut authors = Texts::with_capacity(
+            bytes(|b| b.authors.iter().map(|a| a.len() + 1).sum()),
+            books.len(),
+        );
         for b in books {
-            titles.push_str(&b.title);
-            title_ends.push(titles.len() as u32);
+            titles.push(&b.title);
+            authors.push(&b.authors.join(","));
         }
         Self::assemble(
             books.iter().map(|b| b.id).collect(),
@@ -44,7 +99,7 @@ impl Digest {
                 .map(|b| b.rating_histogram.map(saturate))
                 .collect(),
             titles,
-            title_ends,
+            authors,
         )
     }
 
@@ -52,8 +107,8 @@ impl Digest {
         ids: Vec<i64>,
         ratings_counts: Vec<u32>,
         histograms: Vec<[u32; 5]>,
-        titles: String,
-        title_ends: Vec<u32>,
+        titles: Texts,
+        authors: Texts,
     ) -> Self {
         let mut by_id: Vec<u32> = (0..ids.len() as u32).collect();
         by_id.sort_unstable_by_key(|&p| ids[p as usize]);
@@ -62,7 +117,7 @@ impl Digest {
             ratings_counts,
             histograms,
             titles,
-            title_ends,
+            authors,
             by_id,
         };
         // Held for the life of a service: no spare capacity.
@@ -70,7 +125,7 @@ impl Digest {
         digest.ratings_counts.shrink_to_fit();
         digest.histograms.shrink_to_fit();
         digest.titles.shrink_to_fit();
-        digest.title_ends.shrink_to_fit();
+        digest.authors.shrink_to_fit();
         digest
     }
 
@@ -104,11 +159,15 @@ impl Digest {
     }
 
     pub fn title(&self, position: usize) -> &str {
-        let start = match position {
-            0 => 0,
-            p => self.title_ends[p - 1] as usize,
-        };
-        &self.titles[start..self.title_ends[position] as usize]
+        self.titles.get(position)
+    }
+
+    /// The book's authors, in the catalog's order.
+    pub fn authors(&self, position: usize) -> impl Iterator<Item = &str> {
+        self.authors
+            .get(position)
+            .split(',')
+            .filter(|a| !a.is_empty())
     }
 
     /// The title of book `id`, if the catalog has it.
@@ -136,12 +195,13 @@ impl Digest {
         self.ids.capacity() * 8
             + self.ratings_counts.capacity() * 4
             + self.histograms.capacity() * 20
-            + self.titles.capacity()
-            + self.title_ends.capacity() * 4
+            + self.titles.heap_bytes()
+            + self.authors.heap_bytes()
             + self.by_id.capacity() * 4
     }
 
-    /// Little-endian: magic, count, ids, ratings counts, histograms, title ends, titles.
+    /// Little-endian: magic, count, ids, ratings counts, histograms, title ends, author ends,
+    /// titles, authors.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.heap_bytes() + 16);
         out.extend_from_slice(MAGIC);
@@ -153,11 +213,13 @@ impl Digest {
             .ratings_counts
             .iter()
             .chain(self.histograms.iter().flatten())
-            .chain(&self.title_ends);
+            .chain(&self.titles.ends)
+            .chain(&self.authors.ends);
         for w in words {
             out.extend_from_slice(&w.to_le_bytes());
         }
-        out.extend_from_slice(self.titles.as_bytes());
+        out.extend_from_slice(self.titles.text.as_bytes());
+        out.extend_from_slice(self.authors.text.as_bytes());
         out
     }
 
@@ -179,25 +241,19 @@ impl Digest {
             .map(|c| [c[0], c[1], c[2], c[3], c[4]])
             .collect();
         let title_ends = r.words(n)?;
-        let titles = std::str::from_utf8(r.0)
-            .map_err(|_| CatalogError::Digest("titles are not UTF-8"))?
-            .to_owned();
-        let ordered = title_ends.windows(2).all(|w| w[0] <= w[1]);
-        if !ordered || title_ends.last().map_or(0, |&e| e as usize) != titles.len() {
-            return Err(CatalogError::Digest("title ends do not match the titles"));
-        }
-        if !title_ends
-            .iter()
-            .all(|&e| titles.is_char_boundary(e as usize))
-        {
-            return Err(CatalogError::Digest("a title ends inside a character"));
-        }
+        let author_ends = r.words(n)?;
+        let titles_len = title_ends.last().map_or(0, |&e| e as usize);
+        let (titles, authors) =
+            r.0.split_at_checked(titles_len)
+                .ok_or(CatalogError::Digest("shorter than its titles say"))?;
+        let titles = Texts::checked(titles, title_ends, "titles do not match their ends")?;
+        let authors = Texts::checked(authors, author_ends, "authors do not match their ends")?;
         Ok(Self::assemble(
             ids,
             ratings_counts,
             histograms,
             titles,
-            title_ends,
+            authors,
         ))
     }
 }

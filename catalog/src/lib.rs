@@ -61,6 +61,7 @@ mod tests {
         for (i, b) in books.iter().enumerate().step_by(997) {
             assert_eq!(digest.id(i), b.id);
             assert_eq!(digest.title(i), b.title);
+            assert_eq!(digest.authors(i).collect::<Vec<_>>(), b.authors);
             assert_eq!(digest.position(b.id), Some(i));
             assert_eq!(digest.ratings_count(i) as i64, b.ratings_count);
             assert_eq!(digest.histogram(i).map(i64::from), b.rating_histogram);
@@ -69,15 +70,21 @@ mod tests {
             digest.title_of(1),
             Some("The Hunger Games (The Hunger Games, #1)")
         );
+        let hp = digest.position(2).unwrap();
+        assert_eq!(
+            digest.authors(hp).collect::<Vec<_>>(),
+            ["J.K. Rowling", "Mary GrandPré"]
+        );
         assert_eq!(digest.position(0), None);
         assert_eq!(digest.position(10_001), None);
     }
 
     #[test]
-    fn the_digest_holds_under_a_quarter_of_the_csv() {
+    fn the_digest_holds_under_a_third_of_the_csv() {
+        // Ids, titles, authors and histograms: about 0.95 MB of the CSV's 3.3 MB.
         let digest = Digest::builtin().unwrap();
         assert!(
-            digest.heap_bytes() < BUILTIN_CSV.len() / 4,
+            digest.heap_bytes() < BUILTIN_CSV.len() / 3,
             "{} bytes",
             digest.heap_bytes()
         );

@@ -108,17 +108,25 @@ impl Recommendations {
                 .with_label_values(&[r.source.label()])
                 .inc();
         }
+        // Recommendations come from a loaded engine, so its catalog is there.
+        let catalog = self.engine.get().map(Recommender::catalog);
         recs.into_iter()
-            .map(|r| pb::Recommendation {
-                book_id: r.book_id,
-                score: r.score,
-                source: match r.source {
-                    Source::Popular => pb::RecommendationSource::Popular,
-                    Source::Similar => pb::RecommendationSource::Similar,
-                    Source::Personal => pb::RecommendationSource::Personal,
-                } as i32,
-                reason: r.reason,
-                because_book_id: r.because_book_id.unwrap_or(0),
+            .map(|r| {
+                let book = catalog.and_then(|c| Some((c, c.position(r.book_id)?)));
+                pb::Recommendation {
+                    title: book.map_or_else(String::new, |(c, p)| c.title(p).to_owned()),
+                    authors: book
+                        .map_or_else(Vec::new, |(c, p)| c.authors(p).map(str::to_owned).collect()),
+                    book_id: r.book_id,
+                    score: r.score,
+                    source: match r.source {
+                        Source::Popular => pb::RecommendationSource::Popular,
+                        Source::Similar => pb::RecommendationSource::Similar,
+                        Source::Personal => pb::RecommendationSource::Personal,
+                    } as i32,
+                    reason: r.reason,
+                    because_book_id: r.because_book_id.unwrap_or(0),
+                }
             })
             .collect()
     }

@@ -286,6 +286,18 @@ async fn the_pages_render_the_expected_books_and_work_without_javascript() {
     assert!(home.contains("Most read books"));
     assert!(home.contains("The Hunger Games (The Hunger Games, #1)"));
     assert!(home.contains("Popular now"));
+    // Each pick of the panel links its book and names its authors.
+    let panel = home
+        .split(r#"<section class="panel""#)
+        .nth(1)
+        .and_then(|p| p.split("</section>").next())
+        .expect("the panel");
+    assert_eq!(panel.matches(r#"<a href="/books/"#).count(), 8, "{panel}");
+    assert_eq!(
+        panel.matches(r#"<span class="muted"></span>"#).count(),
+        0,
+        "{panel}"
+    );
     assert!(home.contains(r#"action="/signup""#) && home.contains(r#"action="/signin""#));
     // Covers are images over a placeholder that carries the title; the image's alt is the title.
     assert!(home.contains(r#"<div class="cover "#) && home.contains(r#"alt="The Hunger Games""#));

@@ -73,14 +73,14 @@ pub async fn home(
         let popular = s.popular_panel.get(async {
             recs.popular(PANEL_SIZE, String::new())
                 .await?
-                .with_books(&catalog, BookView::Basic)
+                .for_panel(&catalog)
                 .await
         });
         match &sess {
             Some(me) => match recs.for_me(Some(&me.token), PANEL_SIZE).await {
                 Ok(picks) => Ok((
                     "Recommended for you",
-                    picks.with_books(&catalog, BookView::Basic).await?.into(),
+                    picks.for_panel(&catalog).await?.into(),
                     false,
                 )),
                 // The session is no longer accepted: show what everybody sees, drop the cookie.

@@ -1,5 +1,6 @@
 //! Ratings and recommendations: the recommendations service's calls as the gateway uses them.
-//! Recommendations come back as [`Picks`], which one BatchGetBooks call joins with their books.
+//! Recommendations come back as [`Picks`], which one BatchGetBooks call joins with their books,
+//! or which name their books themselves where a title and authors are all a page shows.
 
 use protos::marketplace::v1::BookView;
 use protos::recommendations::v1::{
@@ -41,6 +42,31 @@ fn source_label(source: i32) -> &'static str {
 }
 
 impl Picks {
+    /// The picks as a side panel shows them (title and authors, which the recommendations
+    /// service sends with each pick), with no call to the marketplace; joined through `catalog`
+    /// after all when a pick comes without its title (a replica older than these fields).
+    pub async fn for_panel(self, catalog: &Marketplace) -> Result<Vec<Recommendation>, ApiError> {
+        if self.recs.iter().any(|r| r.title.is_empty()) {
+            return self.with_books(catalog, BookView::Basic).await;
+        }
+        Ok(self
+            .recs
+            .into_iter()
+            .map(|r| Recommendation {
+                book: crate::api::Book {
+                    id: r.book_id,
+                    title: r.title,
+                    authors: r.authors,
+                    ..Default::default()
+                },
+                score: r.score,
+                source: source_label(r.source).to_owned(),
+                reason: r.reason,
+                because_book_id: (r.because_book_id > 0).then_some(r.because_book_id),
+            })
+            .collect())
+    }
+
     /// The picks joined with their books, fetched from `catalog` in one call.
     pub async fn with_books(
         self,

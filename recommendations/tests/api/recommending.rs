@@ -62,6 +62,32 @@ async fn popular_books_page_by_bayesian_average() {
 }
 
 #[tokio::test]
+async fn each_pick_names_its_book_so_callers_need_not_ask_the_marketplace() {
+    let s = spawn_service().await;
+    let picks = s
+        .client()
+        .list_popular_books(ListPopularBooksRequest {
+            page_size: 50,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .recommendations;
+    assert!(
+        picks
+            .iter()
+            .all(|r| !r.title.is_empty() && !r.authors.is_empty())
+    );
+    let digest = catalog::Digest::builtin().unwrap();
+    for r in &picks {
+        let p = digest.position(r.book_id).unwrap();
+        assert_eq!(r.title, digest.title(p));
+        assert_eq!(r.authors, digest.authors(p).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
 async fn readers_who_liked_this_also_liked_follows_the_ratings_exactly() {
     let s = spawn_service().await;
     assert!(
