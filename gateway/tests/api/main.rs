@@ -6,6 +6,7 @@ mod errors;
 mod helpers;
 mod limits;
 mod pages;
+mod picks;
 // The marketplace tests' throwaway CA (some of its helpers are used there only).
 #[allow(dead_code)]
 #[path = "../../../marketplace/tests/api/pki.rs"]
