@@ -3,6 +3,8 @@
 mod contract;
 mod degraded;
 mod errors;
+mod fakes;
+mod feed;
 mod helpers;
 mod limits;
 mod pages;
