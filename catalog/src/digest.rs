@@ -79,7 +79,7 @@ fn saturate(n: i64) -> u32 {
 
 impl Digest {
     /// The digest of `books`, which must be most popular first (as [`crate::parse`] returns
-    /// them).
+    /// them); their authors' names hold no comma (parse splits the source's lists at commas).
     pub fn from_books(books: &[Book]) -> Self {
         let bytes = |f: fn(&Book) -> usize| books.iter().map(f).sum();
         let mut titles = Texts::with_capacity(bytes(|b| b.title.len()), books.len());

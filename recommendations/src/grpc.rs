@@ -132,6 +132,11 @@ impl Recommendations {
     }
 
     fn publish(&self, kind: pb::RatingEventKind, book_id: i64, stars: i64, at: i64) {
+        let title = self
+            .engine
+            .get()
+            .and_then(|e| e.catalog().title_of(book_id))
+            .unwrap_or_default();
         // No receivers is fine: nobody is watching.
         let _ = self.feed.send(pb::WatchRatingsResponse {
             kind: kind as i32,
@@ -141,6 +146,7 @@ impl Recommendations {
                 stars: stars as i32,
                 update_time_unix_ms: at,
             }),
+            title: title.to_owned(),
         });
     }
 }

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// A book of the catalog.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Book {
     pub id: i64,
     pub title: String,

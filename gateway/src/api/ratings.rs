@@ -201,20 +201,24 @@ pub async fn ratings_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default().interval(Duration::from_secs(15))))
 }
 
-/// A feed event for browsers, with the book's title when the catalog answers quickly.
+/// A feed event for browsers, with the book's title: the one the event carries, or (from a
+/// recommendations replica older than that field) the catalog's when it answers quickly.
 async fn feed_event(s: &AppState, e: rec::WatchRatingsResponse) -> RatingEvent {
     let rating = e.rating.unwrap_or_default();
     let kind = match rec::RatingEventKind::try_from(e.kind) {
         Ok(rec::RatingEventKind::Deleted) => "deleted",
         _ => "rated",
     };
-    let title = s
-        .marketplace()
-        .within(Deadline::after(Duration::from_millis(500)))
-        .get_book(rating.book_id)
-        .await
-        .ok()
-        .map(|b| b.title);
+    let title = match e.title {
+        t if !t.is_empty() => Some(t),
+        _ => s
+            .marketplace()
+            .within(Deadline::after(Duration::from_millis(500)))
+            .get_book(rating.book_id)
+            .await
+            .ok()
+            .map(|b| b.title),
+    };
     RatingEvent {
         kind: kind.into(),
         book_id: rating.book_id,

@@ -44,6 +44,8 @@ pub async fn book(
     let d = s.deadline();
     let catalog = s.marketplace().within(d);
     let main = catalog.get_book(id);
+    // Shown as cards (cover, average rating), which only the marketplace's books carry: joined,
+    // where the home page's panel lists the picks by the names they come with.
     let similar = async {
         let cap = s.optional_timeout;
         s.recommendations()

@@ -19,11 +19,7 @@ use super::{
     layout::{self, CardTitle, Shell, card, live_strip, picks, thousands},
     session, url_encode,
 };
-use crate::{
-    AppState,
-    api::{BookPage, Recommendation},
-    error::ApiError,
-};
+use crate::{AppState, api::BookPage, error::ApiError, upstream::recommendations::Pick};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct HomeQuery {
@@ -32,8 +28,8 @@ pub struct HomeQuery {
     notice: Option<String>,
 }
 
-/// The side panel's heading, its books, and whether the session turned out to be over.
-type Panel = (&'static str, Arc<[Recommendation]>, bool);
+/// The side panel's heading, its picks, and whether the session turned out to be over.
+type Panel = (&'static str, Arc<[Pick]>, bool);
 
 /// `/`: the grid (list or search) and the side panel, fetched concurrently.
 pub async fn home(
@@ -73,14 +69,14 @@ pub async fn home(
         let popular = s.popular_panel.get(async {
             recs.popular(PANEL_SIZE, String::new())
                 .await?
-                .for_panel(&catalog)
+                .for_pages(&catalog)
                 .await
         });
         match &sess {
             Some(me) => match recs.for_me(Some(&me.token), PANEL_SIZE).await {
                 Ok(picks) => Ok((
                     "Recommended for you",
-                    picks.for_panel(&catalog).await?.into(),
+                    picks.for_pages(&catalog).await?.into(),
                     false,
                 )),
                 // The session is no longer accepted: show what everybody sees, drop the cookie.

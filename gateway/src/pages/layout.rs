@@ -6,10 +6,7 @@ use axum::{http::StatusCode, response::Response};
 use maud::{DOCTYPE, Markup, html};
 
 use super::{html_response, session::PageSession};
-use crate::{
-    api::{Book, Recommendation},
-    error::ApiError,
-};
+use crate::{api::Book, error::ApiError, upstream::recommendations::Pick};
 
 /// What the shell of a page needs besides its content.
 pub struct Shell<'a> {
@@ -295,17 +292,17 @@ pub fn card(b: &Book, level: CardTitle) -> Markup {
 }
 
 /// A side panel of recommended books under `title`.
-pub fn picks(title: &str, recs: &[Recommendation]) -> Markup {
+pub fn picks(title: &str, picks: &[Pick]) -> Markup {
     html! {
         section.panel aria-labelledby="panel-title" {
             h2 #panel-title { (title) }
             ol.picks {
-                @for r in recs {
+                @for p in picks {
                     li {
-                        a href={ "/books/" (r.book.id) } { (r.book.title) }
+                        a href={ "/books/" (p.book_id) } { (p.title) }
                         " "
-                        span.muted { (authors(&r.book)) }
-                        span.why { (r.reason) }
+                        span.muted { (Authors(&p.authors)) }
+                        span.why { (p.reason) }
                     }
                 }
             }
@@ -394,6 +391,29 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("A &lt;b&gt;, B &amp; C"), "{html}");
+    }
+
+    #[test]
+    fn a_pick_list_links_each_book_and_escapes_its_title_authors_and_reason() {
+        let pick = Pick {
+            book_id: 42,
+            title: "<i>Dune</i>".into(),
+            authors: vec!["Frank <b>".into(), "A & B".into()],
+            reason: "Because you liked \"Emma\"".into(),
+        };
+        let html = picks("Popular now", &[pick]).into_string();
+        assert!(
+            html.contains(r#"<a href="/books/42">&lt;i&gt;Dune&lt;/i&gt;</a>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<span class="muted">Frank &lt;b&gt;, A &amp; B</span>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<span class="why">Because you liked &quot;Emma&quot;</span>"#),
+            "{html}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use axum::{
 use maud::Markup;
 
 pub use self::session::{PageSession, SessionUser};
-use crate::{AppState, error::ApiError};
+use crate::{AppState, error::ApiError, upstream::recommendations::Pick};
 
 /// Books in one page of the home grid.
 const GRID_PAGE: i32 = 24;
@@ -33,17 +33,11 @@ const CSP: &str = "default-src 'self'; img-src 'self' https://images.gr-assets.c
      style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The "Popular now" panel: the same for every visitor and slow to change, so it is kept for a
-/// short while (`POPULAR_CACHE_MS`) instead of asking recommendations and the marketplace again
-/// on every page view. A reader's own picks are never kept. Only answers are kept, never a
+/// short while (`POPULAR_CACHE_MS`) instead of asking recommendations again on every page view. A reader's own picks are never kept. Only answers are kept, never a
 /// failure, so a panel whose service is down is left out as soon as the kept one is too old.
 pub struct PopularPanel {
     ttl: std::time::Duration,
-    kept: std::sync::RwLock<
-        Option<(
-            std::time::Instant,
-            std::sync::Arc<[crate::api::Recommendation]>,
-        )>,
-    >,
+    kept: std::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<[Pick]>)>>,
 }
 
 impl PopularPanel {
@@ -56,7 +50,7 @@ impl PopularPanel {
     }
 
     /// The kept panel, if younger than its time to live.
-    fn fresh(&self) -> Option<std::sync::Arc<[crate::api::Recommendation]>> {
+    fn fresh(&self) -> Option<std::sync::Arc<[Pick]>> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -67,10 +61,7 @@ impl PopularPanel {
     }
 
     /// Keeps `recs`, just fetched.
-    fn keep(
-        &self,
-        recs: Vec<crate::api::Recommendation>,
-    ) -> std::sync::Arc<[crate::api::Recommendation]> {
+    fn keep(&self, recs: Vec<Pick>) -> std::sync::Arc<[Pick]> {
         let recs: std::sync::Arc<[_]> = recs.into();
         if !self.ttl.is_zero() {
             *self.kept.write().unwrap_or_else(|e| e.into_inner()) =
@@ -80,12 +71,9 @@ impl PopularPanel {
     }
 
     /// The panel: kept, or fetched with `fetch` (and kept).
-    async fn get<F>(
-        &self,
-        fetch: F,
-    ) -> Result<std::sync::Arc<[crate::api::Recommendation]>, ApiError>
+    async fn get<F>(&self, fetch: F) -> Result<std::sync::Arc<[Pick]>, ApiError>
     where
-        F: Future<Output = Result<Vec<crate::api::Recommendation>, ApiError>>,
+        F: Future<Output = Result<Vec<Pick>, ApiError>>,
     {
         match self.fresh() {
             Some(recs) => Ok(recs),
@@ -190,27 +178,17 @@ mod tests {
         assert_eq!(url_encode("Az09-_.~"), "Az09-_.~");
     }
 
-    fn pick(id: i64) -> crate::api::Recommendation {
-        crate::api::Recommendation {
-            book: serde_json::from_value(serde_json::json!({
-                "id": id, "title": format!("Book {id}"), "original_title": "", "authors": [],
-                "original_publication_year": null, "isbn": "", "isbn13": "", "language_code": "",
-                "average_rating": 4.0, "ratings_count": 1, "rating_histogram": [0, 0, 0, 0, 1],
-                "image_url": "", "small_image_url": ""
-            }))
-            .unwrap(),
-            score: 1.0,
-            source: "popular".into(),
+    fn pick(id: i64) -> Pick {
+        Pick {
+            book_id: id,
+            title: format!("Book {id}"),
+            authors: Vec::new(),
             reason: String::new(),
-            because_book_id: None,
         }
     }
 
     /// Fetches book `id`, counting the fetches; fails when `id` is 0.
-    async fn fetch(
-        calls: &std::sync::atomic::AtomicUsize,
-        id: i64,
-    ) -> Result<Vec<crate::api::Recommendation>, ApiError> {
+    async fn fetch(calls: &std::sync::atomic::AtomicUsize, id: i64) -> Result<Vec<Pick>, ApiError> {
         calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if id == 0 {
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "down"));
@@ -222,14 +200,14 @@ mod tests {
     async fn the_popular_panel_is_kept_for_its_time_to_live_and_failures_never() {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let panel = PopularPanel::new(std::time::Duration::from_millis(200));
-        assert_eq!(panel.get(fetch(&calls, 1)).await.unwrap()[0].book.id, 1);
+        assert_eq!(panel.get(fetch(&calls, 1)).await.unwrap()[0].book_id, 1);
         // Kept: the second view asks nobody.
-        assert_eq!(panel.get(fetch(&calls, 2)).await.unwrap()[0].book.id, 1);
+        assert_eq!(panel.get(fetch(&calls, 2)).await.unwrap()[0].book_id, 1);
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         // Too old: asked again, and a failure is passed on, not kept.
         assert!(panel.get(fetch(&calls, 0)).await.is_err());
-        assert_eq!(panel.get(fetch(&calls, 3)).await.unwrap()[0].book.id, 3);
+        assert_eq!(panel.get(fetch(&calls, 3)).await.unwrap()[0].book_id, 3);
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
@@ -238,7 +216,7 @@ mod tests {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let panel = PopularPanel::new(std::time::Duration::ZERO);
         panel.get(fetch(&calls, 1)).await.unwrap();
-        assert_eq!(panel.get(fetch(&calls, 2)).await.unwrap()[0].book.id, 2);
+        assert_eq!(panel.get(fetch(&calls, 2)).await.unwrap()[0].book_id, 2);
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

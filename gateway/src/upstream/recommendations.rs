@@ -1,6 +1,7 @@
 //! Ratings and recommendations: the recommendations service's calls as the gateway uses them.
-//! Recommendations come back as [`Picks`], which one BatchGetBooks call joins with their books,
-//! or which name their books themselves where a title and authors are all a page shows.
+//! Recommendations come back as [`Picks`], which one BatchGetBooks call joins with their books
+//! (the API's full books), or which name their books themselves as [`Pick`]s (what a list of
+//! picks on a page shows).
 
 use protos::marketplace::v1::BookView;
 use protos::recommendations::v1::{
@@ -41,28 +42,43 @@ fn source_label(source: i32) -> &'static str {
     }
 }
 
+/// A pick as a list of picks on a page shows it: its book's id, title and authors, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    pub book_id: i64,
+    pub title: String,
+    pub authors: Vec<String>,
+    /// A short reason, e.g. "Because you liked Dune".
+    pub reason: String,
+}
+
 impl Picks {
-    /// The picks as a side panel shows them (title and authors, which the recommendations
-    /// service sends with each pick), with no call to the marketplace; joined through `catalog`
-    /// after all when a pick comes without its title (a replica older than these fields).
-    pub async fn for_panel(self, catalog: &Marketplace) -> Result<Vec<Recommendation>, ApiError> {
+    /// The picks as a page lists them, named by the recommendations service itself (each pick
+    /// carries its book's title and authors): no call to the marketplace. When a pick comes
+    /// without its title (a replica older than those fields, during a rolling upgrade), the
+    /// answer is joined through `catalog` after all (BatchGetBooks, view BASIC), so a page never
+    /// shows a pick without its title.
+    pub async fn for_pages(self, catalog: &Marketplace) -> Result<Vec<Pick>, ApiError> {
         if self.recs.iter().any(|r| r.title.is_empty()) {
-            return self.with_books(catalog, BookView::Basic).await;
+            let joined = self.with_books(catalog, BookView::Basic).await?;
+            return Ok(joined
+                .into_iter()
+                .map(|r| Pick {
+                    book_id: r.book.id,
+                    title: r.book.title,
+                    authors: r.book.authors,
+                    reason: r.reason,
+                })
+                .collect());
         }
         Ok(self
             .recs
             .into_iter()
-            .map(|r| Recommendation {
-                book: crate::api::Book {
-                    id: r.book_id,
-                    title: r.title,
-                    authors: r.authors,
-                    ..Default::default()
-                },
-                score: r.score,
-                source: source_label(r.source).to_owned(),
+            .map(|r| Pick {
+                book_id: r.book_id,
+                title: r.title,
+                authors: r.authors,
                 reason: r.reason,
-                because_book_id: (r.because_book_id > 0).then_some(r.because_book_id),
             })
             .collect())
     }

@@ -33,7 +33,9 @@ pub fn app_with(routes: Router<AppState>, url: &str, timeout_ms: u64, flags: &[&
     let config = Config::try_parse_from(args).unwrap();
     let metrics = Metrics::new();
     let upstreams = Upstreams::new(&config.upstream_urls(), &metrics).unwrap();
-    let (_tx, shutdown) = tokio::sync::watch::channel(false);
+    let (tx, shutdown) = tokio::sync::watch::channel(false);
+    // Never told to stop; a dropped sender would read as "stop" and end live feeds at once.
+    std::mem::forget(tx);
     let state = AppState::new(&config, upstreams, shutdown);
     with_middleware(routes, state, &metrics, &config)
 }

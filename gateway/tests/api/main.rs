@@ -3,9 +3,12 @@
 mod contract;
 mod degraded;
 mod errors;
+mod fakes;
+mod feed;
 mod helpers;
 mod limits;
 mod pages;
+mod picks;
 // The marketplace tests' throwaway CA (some of its helpers are used there only).
 #[allow(dead_code)]
 #[path = "../../../marketplace/tests/api/pki.rs"]

@@ -206,6 +206,8 @@ async fn the_feed_delivers_new_ratings_without_saying_who() {
     let r = e.rating.unwrap();
     assert_eq!((r.book_id, r.stars), (7, 5));
     assert!(r.user_id.is_empty());
+    // The event names its book: watchers need not ask the marketplace.
+    assert_eq!(e.title, "The Hobbit");
     let filtered = tokio::time::timeout(Duration::from_secs(10), only_book_3.message())
         .await
         .unwrap()

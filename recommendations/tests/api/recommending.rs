@@ -107,6 +107,24 @@ async fn readers_who_liked_this_also_liked_follows_the_ratings_exactly() {
         s.rate(u, b, st).await;
     }
     assert_eq!(similar_ids(&s, 1).await, vec![2, 3, 5]);
+    // Each pick names its book: the caller needs no marketplace call to show it.
+    let also = s
+        .client()
+        .list_similar_books(ListSimilarBooksRequest {
+            book_id: 1,
+            page_size: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .recommendations;
+    assert_eq!(
+        also[0].title,
+        "Harry Potter and the Sorcerer's Stone (Harry Potter, #1)"
+    );
+    assert_eq!(also[0].authors, ["J.K. Rowling", "Mary GrandPré"]);
+    assert_eq!(also[1].title, "Twilight (Twilight, #1)");
+    assert_eq!(also[1].authors, ["Stephenie Meyer"]);
     // Carol's dislike of 2 alongside her love of 1 lowers 2 below the others.
     s.rate("carol", 1, 5).await;
     s.rate("carol", 2, 1).await;
@@ -149,6 +167,11 @@ async fn personal_picks_are_similar_to_what_i_liked_and_never_what_i_rated() {
     assert_eq!(recs[0].book_id, 2);
     assert_eq!(recs[0].source, RecommendationSource::Personal as i32);
     assert_eq!(recs[0].because_book_id, 1);
+    assert_eq!(
+        recs[0].title,
+        "Harry Potter and the Sorcerer's Stone (Harry Potter, #1)"
+    );
+    assert_eq!(recs[0].authors, ["J.K. Rowling", "Mary GrandPré"]);
     assert!(
         recs[0]
             .reason
