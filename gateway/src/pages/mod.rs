@@ -33,8 +33,9 @@ const CSP: &str = "default-src 'self'; img-src 'self' https://images.gr-assets.c
      style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The "Popular now" panel: the same for every visitor and slow to change, so it is kept for a
-/// short while (`POPULAR_CACHE_MS`) instead of asking recommendations again on every page view. A reader's own picks are never kept. Only answers are kept, never a
-/// failure, so a panel whose service is down is left out as soon as the kept one is too old.
+/// short while (`POPULAR_CACHE_MS`) instead of asking recommendations again on every page view.
+/// A reader's own picks are never kept. Only answers are kept, never a failure, so a panel whose
+/// service is down is left out as soon as the kept one is too old.
 pub struct PopularPanel {
     ttl: std::time::Duration,
     kept: std::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<[Pick]>)>>,
