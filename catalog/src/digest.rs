@@ -2,7 +2,10 @@
 //! counts and 1-5 star histograms, most popular first) in a few flat arrays, about 80 bytes a
 //! book instead of a kilobyte of full records. Shared with `build.rs`, which encodes the built-in one.
 
-use crate::record::{Book, CatalogError};
+use crate::{
+    record::{Book, CatalogError},
+    wire::{Reader, Texts},
+};
 
 /// Ids, titles, authors and star histograms of every book, most popular first. A book is named by its
 /// position in that order (`0..len()`); [`Digest::position`] finds it by id.
@@ -21,57 +24,6 @@ pub struct Digest {
 }
 
 const MAGIC: &[u8; 8] = b"bkdgst02";
-
-/// Strings back to back: string `i` ends at `ends[i]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Texts {
-    text: String,
-    ends: Vec<u32>,
-}
-
-impl Texts {
-    fn with_capacity(bytes: usize, count: usize) -> Self {
-        Self {
-            text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(count),
-        }
-    }
-
-    fn push(&mut self, s: &str) {
-        self.text.push_str(s);
-        self.ends.push(self.text.len() as u32);
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let start = match i {
-            0 => 0,
-            i => self.ends[i - 1] as usize,
-        };
-        &self.text[start..self.ends[i] as usize]
-    }
-
-    fn shrink_to_fit(&mut self) {
-        self.text.shrink_to_fit();
-        self.ends.shrink_to_fit();
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.text.capacity() + self.ends.capacity() * 4
-    }
-
-    /// `text` cut at `ends`, checked: ends in order, the last at the end, each on a character.
-    fn checked(text: &[u8], ends: Vec<u32>, what: &'static str) -> Result<Self, CatalogError> {
-        let text = std::str::from_utf8(text)
-            .map_err(|_| CatalogError::Digest(what))?
-            .to_owned();
-        let ordered = ends.windows(2).all(|w| w[0] <= w[1]);
-        let whole = ends.last().map_or(0, |&e| e as usize) == text.len();
-        if !ordered || !whole || !ends.iter().all(|&e| text.is_char_boundary(e as usize)) {
-            return Err(CatalogError::Digest(what));
-        }
-        Ok(Self { text, ends })
-    }
-}
 
 fn saturate(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
@@ -225,15 +177,9 @@ impl Digest {
 
     /// Reads what [`Digest::encode`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<Self, CatalogError> {
-        let mut r = Reader(
-            bytes
-                .strip_prefix(MAGIC)
-                .ok_or(CatalogError::Digest("no magic"))?,
-        );
-        let n = u32::from_le_bytes(r.take()?) as usize;
-        let ids = (0..n)
-            .map(|_| Ok(i64::from_le_bytes(r.take()?)))
-            .collect::<Result<Vec<_>, CatalogError>>()?;
+        let mut r = Reader::new(bytes, MAGIC)?;
+        let n = r.u32()? as usize;
+        let ids = (0..n).map(|_| r.i64()).collect::<Result<Vec<_>, _>>()?;
         let ratings_counts = r.words(n)?;
         let histograms = r
             .words(n * 5)?
@@ -243,9 +189,8 @@ impl Digest {
         let title_ends = r.words(n)?;
         let author_ends = r.words(n)?;
         let titles_len = title_ends.last().map_or(0, |&e| e as usize);
-        let (titles, authors) =
-            r.0.split_at_checked(titles_len)
-                .ok_or(CatalogError::Digest("shorter than its titles say"))?;
+        let titles = r.bytes(titles_len)?;
+        let authors = r.0;
         let titles = Texts::checked(titles, title_ends, "titles do not match their ends")?;
         let authors = Texts::checked(authors, author_ends, "authors do not match their ends")?;
         Ok(Self::assemble(
@@ -255,25 +200,5 @@ impl Digest {
             titles,
             authors,
         ))
-    }
-}
-
-/// Reads an encoded digest front to back.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], CatalogError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(CatalogError::Digest("shorter than its count says"))?;
-        self.0 = rest;
-        Ok(*head)
-    }
-
-    fn words(&mut self, n: usize) -> Result<Vec<u32>, CatalogError> {
-        (0..n)
-            .map(|_| Ok(u32::from_le_bytes(self.take()?)))
-            .collect()
     }
 }

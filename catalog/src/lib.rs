@@ -1,27 +1,47 @@
 //! The book catalog shipped with the project: the goodbooks-10k `books.csv` (CC BY-SA 4.0, see
-//! `data/LICENSE.md`), cleaned into plain records ([`Book`]) for the marketplace, and a compact
-//! [`Digest`] (ids, titles, authors, star histograms) for services that need no more of it.
+//! `data/LICENSE.md`), cleaned into plain records ([`Book`]) with a word [`SearchIndex`] for the
+//! marketplace, and a compact [`Digest`] (ids, titles, authors, star histograms) for services
+//! that need no more of it.
+//!
+//! The built-in CSV is cleaned and indexed once, by `build.rs`; binaries embed the results and
+//! decode them at start (a few milliseconds) instead of parsing and indexing (tens of them).
 #![forbid(unsafe_code)]
 
 mod digest;
 mod record;
+pub mod search;
+mod wire;
 
 use std::path::Path;
 
 pub use digest::Digest;
-pub use record::{Book, CatalogError, parse, sort_by_popularity};
+pub use record::{Book, CatalogError, pack, parse, sort_by_popularity, unpack};
+pub use search::SearchIndex;
 
-/// The goodbooks-10k `books.csv`, built into the binaries that use it (CC BY-SA 4.0, see
-/// `data/LICENSE.md`).
+/// The goodbooks-10k `books.csv` the built-in catalog is made of (CC BY-SA 4.0, see
+/// `data/LICENSE.md`). Binaries embed what `build.rs` made of it, not the CSV itself.
 pub const BUILTIN_CSV: &[u8] = include_bytes!("../data/books.csv");
+
+/// [`BUILTIN_CSV`]'s books, cleaned, sorted and checked by `build.rs`, then [`pack`]ed.
+const BUILTIN_BOOKS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/books.bin"));
+
+/// The search index of [`BUILTIN_BOOKS`], in their order, encoded by `build.rs`.
+const BUILTIN_SEARCH: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/search.bin"));
 
 /// The digest of [`BUILTIN_CSV`], cleaned and encoded by `build.rs`: a binary that needs only the
 /// digest embeds these ~0.95 MB instead of the 3.3 MB CSV, and decodes them instead of parsing.
 const BUILTIN_DIGEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digest.bin"));
 
-/// Every built-in book, cleaned, most popular first.
+/// Every built-in book, cleaned, most popular first (most ratings, ties by id), each id once.
 pub fn builtin_books() -> Result<Vec<Book>, CatalogError> {
-    parse(BUILTIN_CSV)
+    unpack(BUILTIN_BOOKS)
+}
+
+impl SearchIndex {
+    /// The index of [`builtin_books`], in their order.
+    pub fn builtin() -> Result<Self, CatalogError> {
+        Self::decode(BUILTIN_SEARCH)
+    }
 }
 
 /// The books of the file at `path` when given, the built-in ones otherwise; most popular first.
@@ -51,6 +71,43 @@ impl Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builtin_books_and_index_are_what_the_csv_gives() {
+        let books = parse(BUILTIN_CSV).unwrap();
+        assert_eq!(builtin_books().unwrap(), books);
+        let index = SearchIndex::builtin().unwrap();
+        assert_eq!(index, SearchIndex::build(&books));
+        assert_eq!(index.len(), 10_000);
+        assert_eq!(index.search("hunger games", &books)[0], 0);
+    }
+
+    #[test]
+    fn packed_books_and_an_encoded_index_read_back_the_same_and_refuse_damage() {
+        let mut books = parse(BUILTIN_CSV).unwrap();
+        books.truncate(50);
+        books[3].original_publication_year = None;
+        books[4].authors.clear();
+        let packed = pack(&books);
+        assert_eq!(unpack(&packed).unwrap(), books);
+        assert!(unpack(&packed[..packed.len() - 1]).is_err());
+        assert!(unpack(&[packed.as_slice(), b"x"].concat()).is_err());
+        let index = SearchIndex::build(&books);
+        let bytes = index.encode();
+        assert_eq!(SearchIndex::decode(&bytes).unwrap(), index);
+        assert!(SearchIndex::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(SearchIndex::decode(b"not an index").is_err());
+        // The first posting names a book past the last one.
+        let mut bad = bytes.clone();
+        let words = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let text = u32::from_le_bytes(bytes[8 + 4 * words..12 + 4 * words].try_into().unwrap());
+        let first_posting = 12 + 4 * words + text as usize + 4 + 4 * words;
+        bad[first_posting..first_posting + 4].copy_from_slice(&(50u32 << 1).to_le_bytes());
+        assert_eq!(
+            SearchIndex::decode(&bad).unwrap_err().to_string(),
+            "the catalog's embedded data is malformed: index postings out of bounds"
+        );
+    }
 
     #[test]
     fn the_builtin_digest_is_the_digest_of_the_builtin_books() {

@@ -1,8 +1,10 @@
 //! A goodbooks-10k style `books.csv` cleaned into plain book records, most popular first.
-//! Shared with `build.rs`, which cleans the built-in file the same way (so: no `crate::` paths
-//! beyond this file and `digest.rs`).
+//! Shared with `build.rs`, which cleans the built-in file the same way and packs the result (so:
+//! no `crate::` paths beyond the files `build.rs` includes).
 
 use serde::Deserialize;
+
+use crate::wire::{Reader, Writer};
 
 /// One book, cleaned.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,9 +36,10 @@ pub enum CatalogError {
     Invalid { row: usize, message: String },
     #[error("the catalog has no books")]
     Empty,
-    /// Only a broken build can cause it: the digest is written by `build.rs`.
-    #[error("the catalog digest is malformed: {0}")]
-    Digest(&'static str),
+    /// Only a broken build can cause it: the embedded forms (packed books, search index,
+    /// digest) are written by `build.rs`.
+    #[error("the catalog's embedded data is malformed: {0}")]
+    Embedded(&'static str),
 }
 
 /// A raw `books.csv` row as the source writes it.
@@ -92,6 +95,76 @@ pub fn sort_by_popularity(books: &mut [Book]) -> Result<(), CatalogError> {
     }
     books.sort_by(|a, b| b.ratings_count.cmp(&a.ratings_count).then(a.id.cmp(&b.id)));
     Ok(())
+}
+
+const PACKED_MAGIC: &[u8; 8] = b"bkrecs01";
+
+/// Books packed as [`unpack`] reads them: what `build.rs` makes of the built-in CSV, so that a
+/// start decodes records instead of parsing and cleaning CSV again.
+pub fn pack(books: &[Book]) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(books.len() * 256));
+    w.bytes(PACKED_MAGIC);
+    w.u32(books.len() as u32);
+    for b in books {
+        w.i64(b.id);
+        w.i64(b.original_publication_year.map_or(i64::MIN, i64::from));
+        w.f64(b.average_rating);
+        w.i64(b.ratings_count);
+        for n in b.rating_histogram {
+            w.i64(n);
+        }
+        w.u32(b.authors.len() as u32);
+        for a in &b.authors {
+            w.str(a);
+        }
+        for s in [
+            &b.title,
+            &b.original_title,
+            &b.isbn,
+            &b.isbn13,
+            &b.language_code,
+            &b.image_url,
+            &b.small_image_url,
+        ] {
+            w.str(s);
+        }
+    }
+    w.0
+}
+
+/// Reads what [`pack`] wrote, in the same order.
+pub fn unpack(bytes: &[u8]) -> Result<Vec<Book>, CatalogError> {
+    let mut r = Reader::new(bytes, PACKED_MAGIC)?;
+    let n = r.u32()? as usize;
+    let mut books = Vec::with_capacity(n.min(bytes.len() / 64));
+    for _ in 0..n {
+        let id = r.i64()?;
+        let year = r.i64()?;
+        let average_rating = r.f64()?;
+        let ratings_count = r.i64()?;
+        let rating_histogram = [r.i64()?, r.i64()?, r.i64()?, r.i64()?, r.i64()?];
+        let authors = (0..r.u32()?)
+            .map(|_| r.str("an author is not UTF-8").map(str::to_owned))
+            .collect::<Result<_, _>>()?;
+        let mut text = || r.str("a text field is not UTF-8").map(str::to_owned);
+        books.push(Book {
+            id,
+            title: text()?,
+            original_title: text()?,
+            authors,
+            original_publication_year: i32::try_from(year).ok(),
+            isbn: text()?,
+            isbn13: text()?,
+            language_code: text()?,
+            average_rating,
+            ratings_count,
+            rating_histogram,
+            image_url: text()?,
+            small_image_url: text()?,
+        });
+    }
+    r.end()?;
+    Ok(books)
 }
 
 fn clean(row: Row) -> Result<Book, String> {

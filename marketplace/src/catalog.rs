@@ -1,54 +1,56 @@
 //! The catalog as the marketplace serves it: the cleaned books of the `catalog` crate held in
 //! memory in popularity order, with an id index and a search index.
 
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
+use ::catalog::SearchIndex;
 pub use ::catalog::{Book, CatalogError};
-
-use crate::search::SearchIndex;
 
 /// All books, most popular first, with lookups by id and by words.
 #[derive(Debug)]
 pub struct Catalog {
     books: Vec<Book>,
-    by_id: HashMap<i64, u32>,
-    /// Built on first use (or by [`Catalog::with_search`]): readers that never search (the
-    /// recommendations service) neither pay for it at start nor hold it in memory.
-    search: std::sync::OnceLock<SearchIndex>,
+    /// Positions ordered by id, for lookups by id.
+    by_id: Vec<u32>,
+    search: SearchIndex,
 }
 
 impl Catalog {
-    /// The built-in goodbooks-10k books.
+    /// The built-in goodbooks-10k books, with the index `build.rs` made of them: decoded, not
+    /// parsed nor built, so a start takes milliseconds.
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::from_books(::catalog::builtin_books()?)
+        Self::assemble(::catalog::builtin_books()?, SearchIndex::builtin()?)
     }
 
     /// The books of the file at `path` when given, the built-in ones otherwise.
     pub fn load(path: Option<&Path>) -> Result<Self, CatalogError> {
-        Self::from_books(::catalog::load_books(path)?)
+        match path {
+            Some(p) => Self::from_books(::catalog::load_books(Some(p))?),
+            None => Self::builtin(),
+        }
     }
 
     /// Builds the indexes over `books` (any order; they are sorted by popularity here). An empty
     /// list or an id seen twice is an error.
     pub fn from_books(mut books: Vec<Book>) -> Result<Self, CatalogError> {
         ::catalog::sort_by_popularity(&mut books)?;
+        let search = SearchIndex::build(&books);
+        Self::assemble(books, search)
+    }
+
+    /// `books` must be most popular first with each id once, and `search` their index.
+    fn assemble(mut books: Vec<Book>, search: SearchIndex) -> Result<Self, CatalogError> {
+        if search.len() != books.len() {
+            return Err(CatalogError::Embedded("the index does not match the books"));
+        }
         books.shrink_to_fit();
-        let by_id = books
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.id, i as u32))
-            .collect();
+        let mut by_id: Vec<u32> = (0..books.len() as u32).collect();
+        by_id.sort_unstable_by_key(|&p| books[p as usize].id);
         Ok(Self {
             books,
             by_id,
-            search: std::sync::OnceLock::new(),
+            search,
         })
-    }
-
-    /// Builds the search index now (the marketplace does, before it reports SERVING).
-    pub fn with_search(self) -> Self {
-        self.search.get_or_init(|| SearchIndex::build(&self.books));
-        self
     }
 
     /// Every book, most popular first (most ratings, ties by id).
@@ -57,7 +59,10 @@ impl Catalog {
     }
 
     pub fn get(&self, id: i64) -> Option<&Book> {
-        self.by_id.get(&id).map(|&i| &self.books[i as usize])
+        self.by_id
+            .binary_search_by_key(&id, |&p| self.books[p as usize].id)
+            .ok()
+            .map(|i| &self.books[self.by_id[i] as usize])
     }
 
     pub fn len(&self) -> usize {
@@ -71,7 +76,6 @@ impl Catalog {
     /// Books matching every word of `query`, best first; empty when the query has no words.
     pub fn search(&self, query: &str) -> Vec<&Book> {
         self.search
-            .get_or_init(|| SearchIndex::build(&self.books))
             .search(query, &self.books)
             .into_iter()
             .map(|i| &self.books[i as usize])
@@ -85,7 +89,7 @@ mod tests {
 
     #[test]
     fn the_builtin_catalog_is_found_by_id_and_by_words() {
-        let c = Catalog::builtin().unwrap().with_search();
+        let c = Catalog::builtin().unwrap();
         assert_eq!(c.len(), 10_000);
         assert_eq!(c.by_popularity()[0].id, 1);
         assert_eq!(
@@ -107,5 +111,92 @@ mod tests {
         books.push(books[0].clone());
         let err = Catalog::from_books(books).unwrap_err().to_string();
         assert!(err.contains("appears twice"), "{err}");
+    }
+
+    fn book(id: i64, title: &str, author: &str, ratings: i64) -> Book {
+        Book {
+            id,
+            title: title.into(),
+            original_title: String::new(),
+            authors: vec![author.into()],
+            original_publication_year: None,
+            isbn: String::new(),
+            isbn13: String::new(),
+            language_code: String::new(),
+            average_rating: 4.0,
+            ratings_count: ratings,
+            rating_histogram: [0; 5],
+            image_url: String::new(),
+            small_image_url: String::new(),
+        }
+    }
+
+    fn ids(c: &Catalog, q: &str) -> Vec<i64> {
+        c.search(q).iter().map(|b| b.id).collect()
+    }
+
+    #[test]
+    fn every_word_must_match_in_title_or_authors_whatever_the_case() {
+        let c = Catalog::from_books(vec![
+            book(1, "Dune", "Frank Herbert", 10),
+            book(2, "Dune Messiah", "Frank Herbert", 5),
+            book(3, "The Hobbit", "J.R.R. Tolkien", 20),
+        ])
+        .unwrap();
+        assert_eq!(ids(&c, "DUNE herbert"), vec![1, 2]);
+        assert_eq!(ids(&c, "tolkien"), vec![3]);
+        assert!(ids(&c, "dune tolkien").is_empty());
+    }
+
+    #[test]
+    fn a_title_match_ranks_above_an_author_match_and_the_whole_title_wins() {
+        let c = Catalog::from_books(vec![
+            book(1, "Stories", "Emma King", 1000),
+            book(2, "The King", "Someone", 10),
+            book(3, "King", "Other", 1),
+        ])
+        .unwrap();
+        assert_eq!(ids(&c, "king"), vec![3, 2, 1]);
+    }
+
+    #[test]
+    fn ties_are_broken_by_popularity_then_id() {
+        let c = Catalog::from_books(vec![
+            book(5, "Night One", "A", 10),
+            book(4, "Night Two", "A", 10),
+            book(3, "Night Three", "A", 99),
+        ])
+        .unwrap();
+        assert_eq!(ids(&c, "night"), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn words_of_three_letters_or_more_match_as_prefixes() {
+        let c = Catalog::from_books(vec![
+            book(1, "Harry Potter", "J.K. Rowling", 10),
+            book(2, "Hart", "X", 5),
+        ])
+        .unwrap();
+        assert_eq!(ids(&c, "harr"), vec![1]);
+        assert_eq!(ids(&c, "har"), vec![1, 2]);
+        assert!(ids(&c, "ha").is_empty());
+    }
+
+    #[test]
+    fn a_query_without_words_finds_nothing() {
+        let c = Catalog::from_books(vec![book(1, "Dune", "F", 1)]).unwrap();
+        assert!(ids(&c, " ,.! ").is_empty());
+    }
+
+    #[test]
+    fn the_real_catalog_finds_the_hobbit_first_for_its_title() {
+        let c = Catalog::builtin().unwrap();
+        let hits = c.search("the hobbit");
+        assert!(
+            hits[0].title.starts_with("The Hobbit"),
+            "{:?}",
+            hits[0].title
+        );
+        assert!(c.search("rowling").len() >= 10);
     }
 }

@@ -107,7 +107,7 @@ impl MarketplaceService for Marketplace {
                 "query must be at most {MAX_QUERY_LEN} characters"
             )));
         }
-        let normalized = crate::search::normalize(&req.query);
+        let normalized = ::catalog::search::normalize(&req.query);
         if normalized.is_empty() {
             return Err(Status::invalid_argument(
                 "query must contain at least one letter or digit",

@@ -4,7 +4,6 @@
 
 pub mod catalog;
 pub mod grpc;
-pub mod search;
 
 use std::{
     future::Future,
@@ -79,10 +78,7 @@ pub async fn run(
     let path = config.catalog_path.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || {
-            Catalog::load(path.as_deref()).map(Catalog::with_search)
-        })
-        .await;
+        let loaded = tokio::task::spawn_blocking(move || Catalog::load(path.as_deref())).await;
         match loaded {
             Ok(Ok(c)) => {
                 tracing::info!(
