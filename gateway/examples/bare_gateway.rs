@@ -10,6 +10,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::get,
+    serve::ListenerExt,
 };
 use gateway::api::Book;
 use protos::marketplace::v1::{
@@ -41,7 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/api/v1/books/{id}", get(get_book))
         .with_state(MarketplaceServiceClient::new(channel));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // Nagle's algorithm off, as every HTTP server here (and most anywhere) sets it.
+    let listener = tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
     routing::get,
+    serve::ListenerExt,
 };
 use tokio::{net::TcpListener, sync::watch};
 
@@ -109,6 +110,9 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
