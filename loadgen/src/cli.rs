@@ -108,9 +108,16 @@ pub struct RunArgs {
     /// Stop after this long; 0: only --requests or a signal (SIGINT/SIGTERM) stops it.
     #[arg(long, env = "LOADGEN_DURATION", default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Stop after this many steps have been started.
+    /// Stop after this many steps have been started (after the warm-up).
     #[arg(long, env = "LOADGEN_REQUESTS")]
     pub requests: Option<u64>,
+    /// Open loop: first ramp the rate up from zero to --rate over this long, then measure. The
+    /// warm-up's steps are sent (and counted in loadgen's metrics) but left out of the summary,
+    /// and --duration and --requests count from its end. Without it, a high rate from the first
+    /// instant opens a connection for nearly every step until the first answers come back
+    /// (hundreds at 10,000/s), and that storm, not the steady state, decides the p99.
+    #[arg(long, env = "LOADGEN_WARMUP", default_value = "0s", value_parser = parse_duration, conflicts_with = "users")]
+    pub warmup: Duration,
     /// Requests in flight at most (open loop): beyond it a step waits for a slot, and that wait
     /// counts in its latency.
     #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 256)]

@@ -82,7 +82,9 @@ impl Recorder {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn record(&self, done: &Done, intended: Instant) {
+    /// Writes a finished step down: in loadgen's metrics always, in the summary when `measured`
+    /// (a warm-up's steps are not).
+    fn record(&self, done: &Done, intended: Instant, measured: bool) {
         let latency = done.answered.saturating_duration_since(intended);
         let name = done.step.name();
         self.metrics
@@ -94,6 +96,9 @@ impl Recorder {
             .with_label_values(&[name])
             .observe(latency.as_secs_f64());
         self.metrics.feed_events.inc_by(done.feed_events);
+        if !measured {
+            return;
+        }
         let mut s = self.stats();
         s.record(done.step, done.outcome, latency);
         s.feed_events += done.feed_events;
@@ -134,7 +139,10 @@ struct Plan {
     recorder: Recorder,
     /// When to stop starting steps (none: `--duration 0`).
     deadline: Option<tokio::time::Instant>,
+    /// Steps to start after the warm-up (none: no limit).
     budget: Option<u64>,
+    /// Open loop: how long the rate ramps up before steps are measured.
+    warmup: Duration,
     stop: watch::Receiver<bool>,
 }
 
@@ -153,6 +161,39 @@ async fn open_loop(p: Plan, rate: f64, max_in_flight: usize) -> (StopReason, Joi
         .expect("the pacer does not panic")
 }
 
+/// When the open loop's steps are due: the rate ramps up linearly from zero over the warm-up
+/// (`rate · t / warmup` steps per second at `t`, so `rate · warmup / 2` steps in all), then holds.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    rate: f64,
+    warmup: f64,
+    warmup_steps: u64,
+}
+
+impl Schedule {
+    fn new(rate: f64, warmup: Duration) -> Self {
+        let warmup = warmup.as_secs_f64();
+        Self {
+            rate,
+            warmup,
+            warmup_steps: (rate * warmup / 2.0).floor() as u64,
+        }
+    }
+
+    /// Step `k`'s intended start, from the start of the run.
+    fn due(&self, k: u64) -> Duration {
+        let k = k as f64;
+        let held = self.rate * self.warmup / 2.0;
+        let secs = if k < held {
+            // k steps by t: rate · t² / (2 · warmup) = k.
+            (2.0 * self.warmup * k / self.rate).sqrt()
+        } else {
+            self.warmup + (k - held) / self.rate
+        };
+        Duration::from_secs_f64(secs)
+    }
+}
+
 /// The open loop's pacing thread: sleeps to each step's intended time, then spawns the step onto
 /// the runtime (waiting there for a free in-flight slot when all are taken).
 fn pace(
@@ -168,8 +209,10 @@ fn pace(
         recorder,
         deadline,
         budget,
+        warmup,
         mut stop,
     } = p;
+    let schedule = Schedule::new(rate, warmup);
     // A stop signal is seen within this long while the pacer sleeps.
     const NAP: Duration = Duration::from_millis(20);
     let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
@@ -178,10 +221,13 @@ fn pace(
     let mut tasks = JoinSet::new();
     let mut k = 0u64;
     let reason = 'run: loop {
-        if budget.is_some_and(|b| k >= b) {
+        let measured = k.checked_sub(schedule.warmup_steps);
+        if let (Some(b), Some(n)) = (budget, measured)
+            && n >= b
+        {
             break StopReason::Requests;
         }
-        let intended = start + Duration::from_secs_f64(k as f64 / rate);
+        let intended = start + schedule.due(k);
         if deadline.is_some_and(|d| intended >= d) {
             break StopReason::Duration;
         }
@@ -222,7 +268,7 @@ fn pace(
         tasks.spawn_on(
             async move {
                 let done = shop.perform(step, &mut rng).await;
-                recorder.record(&done, intended);
+                recorder.record(&done, intended, measured.is_some());
                 recorder.metrics.in_flight.dec();
                 drop(permit);
             },
@@ -259,7 +305,7 @@ fn closed_loop(p: Plan, users: usize, think: Duration) -> JoinSet<()> {
                 let step = weights.pick(rng.below(weights.total()));
                 recorder.metrics.in_flight.inc();
                 let done = shop.perform(step, &mut rng).await;
-                recorder.record(&done, intended);
+                recorder.record(&done, intended, true);
                 recorder.metrics.in_flight.dec();
                 if !think.is_zero() {
                     // Exponential think time, capped at 10x its mean.
@@ -390,8 +436,10 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
         weights,
         seed,
         recorder: recorder.clone(),
-        deadline: (!args.duration.is_zero()).then(|| tokio::time::Instant::now() + args.duration),
+        deadline: (!args.duration.is_zero())
+            .then(|| tokio::time::Instant::now() + args.warmup + args.duration),
         budget: args.requests,
+        warmup: args.warmup,
         stop: stop_rx,
     };
     let mut signal = Box::pin(platform::shutdown::shutdown_signal());
@@ -448,7 +496,9 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
     if drained.is_err() || !tasks.is_empty() {
         tasks.abort_all();
     }
-    let elapsed = stopped.duration_since(started).as_secs_f64();
+    let elapsed = stopped
+        .saturating_duration_since(started + args.warmup)
+        .as_secs_f64();
     let _ = progress_stop.send(());
     let _ = progress.await;
     if let Some(admin) = admin {
@@ -465,6 +515,7 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
         rate,
         users: if rate.is_none() { args.users } else { None },
         elapsed_s: elapsed,
+        warmup_s: args.warmup.as_secs_f64(),
         stopped_by: reason.name().into(),
         max_error_rate: args.max_error_rate,
         expected_statuses,
@@ -472,4 +523,38 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
         auth_deferred: shop.auth_deferred(),
     });
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(d: Duration) -> f64 {
+        d.as_secs_f64()
+    }
+
+    #[test]
+    fn without_warmup_steps_are_evenly_spaced() {
+        let s = Schedule::new(100.0, Duration::ZERO);
+        assert_eq!(s.warmup_steps, 0);
+        assert_eq!(s.due(0), Duration::ZERO);
+        assert!((secs(s.due(250)) - 2.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_warmup_ramps_the_rate_up_then_holds_it() {
+        // 1,000/s after a 2 s ramp: 1,000 steps in the ramp, a quarter of them in its first
+        // half (the rate grows linearly), then one per millisecond.
+        let s = Schedule::new(1000.0, Duration::from_secs(2));
+        assert_eq!(s.warmup_steps, 1000);
+        assert!((secs(s.due(250)) - 1.0).abs() < 1e-9);
+        assert!((secs(s.due(1000)) - 2.0).abs() < 1e-9);
+        assert!((secs(s.due(1001)) - 2.001).abs() < 1e-9);
+        // The gaps shrink through the ramp and never go below the held rate's.
+        let gaps: Vec<f64> = (1..1100)
+            .map(|k| secs(s.due(k)) - secs(s.due(k - 1)))
+            .collect();
+        assert!(gaps.windows(2).all(|w| w[1] <= w[0] + 1e-12));
+        assert!(gaps.iter().all(|g| *g >= 0.001 - 1e-9));
+    }
 }

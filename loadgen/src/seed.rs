@@ -449,6 +449,7 @@ pub async fn seed(args: SeedArgs) -> Result<SeedSummary, Error> {
         rate: None,
         users: None,
         elapsed_s: elapsed,
+        warmup_s: 0.0,
         stopped_by: String::new(),
         max_error_rate: 0.0,
         expected_statuses: BTreeMap::new(),

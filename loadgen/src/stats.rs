@@ -244,7 +244,10 @@ pub struct RunMeta {
     pub rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<usize>,
+    /// The measured part of the run (after the warm-up).
     pub elapsed_s: f64,
+    /// The open loop's warm-up before it (its steps are not in the summary).
+    pub warmup_s: f64,
     /// Why it stopped: `duration`, `requests` or `signal`.
     pub stopped_by: String,
     pub max_error_rate: f64,
@@ -348,8 +351,16 @@ impl fmt::Display for Summary {
         };
         writeln!(
             f,
-            "loadgen: {} against {}, {:.1} s (stopped by {})",
-            how, m.target, m.elapsed_s, m.stopped_by
+            "loadgen: {} against {}, {:.1} s{} (stopped by {})",
+            how,
+            m.target,
+            m.elapsed_s,
+            if m.warmup_s > 0.0 {
+                format!(" after {:.1} s of warm-up", m.warmup_s)
+            } else {
+                String::new()
+            },
+            m.stopped_by
         )?;
         writeln!(
             f,
@@ -451,6 +462,7 @@ mod tests {
             rate: Some(10.0),
             users: None,
             elapsed_s: 2.0,
+            warmup_s: 0.0,
             stopped_by: "requests".into(),
             max_error_rate: max,
             expected_statuses: BTreeMap::new(),

@@ -182,6 +182,50 @@ async fn no_fault_a_bounded_run_sees_no_unexpected_error() {
 }
 
 #[tokio::test]
+async fn a_warmup_ramps_up_and_is_sent_but_left_out_of_the_summary() {
+    let s = Suite::start().await;
+    let gateway = s.admin("gateway").unwrap().to_owned();
+    let api = "route=\"/api/v1/books/{id}\"";
+    let count = "http_request_duration_seconds_count";
+    let before = metric(&gateway, count, &[api]).await;
+    let started = std::time::Instant::now();
+    let run = loadgen(
+        &s,
+        &[
+            "--rate",
+            "200",
+            "--warmup",
+            "1s",
+            "--requests",
+            "100",
+            "--duration",
+            "0",
+            "--weights",
+            "home=0,browse=0,search=0,book_page=0,similar=0,popular=0,signup=0,signin=0,rate=0,for_you=0,feed=0,book_api=1",
+            "--seed",
+            "3",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(run.code, Some(0), "{:#}", run.summary);
+    // The summary holds the measured steps only, and their own time.
+    assert_eq!(run.summary["requests"], 100, "{:#}", run.summary);
+    assert_eq!(run.summary["warmup_s"], 1.0);
+    let elapsed = run.summary["elapsed_s"].as_f64().unwrap();
+    assert!((0.4..0.9).contains(&elapsed), "measured for {elapsed} s");
+    // The ramp (200/s reached linearly over 1 s: 100 steps) went to the gateway too.
+    wait_until(
+        "the gateway to count the 200 book requests",
+        Duration::from_secs(5),
+        || async { metric(&gateway, count, &[api]).await - before == 200.0 },
+    )
+    .await;
+    assert!(took >= Duration::from_millis(1400), "the run took {took:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn slow_marketplace_pages_still_answer_and_book_latency_shows_it() {
     if skip_external() {
         return;
