@@ -22,7 +22,7 @@ use crate::{
     Error,
     cli::RunArgs,
     shop::{Done, Shop, ShopConfig, random_seed, rng_for},
-    stats::{ErrorSample, RunMeta, Stats, Summary},
+    stats::{ErrorSample, RunMeta, ScheduleLag, Stats, Summary},
     steps::{Expectations, Weights},
 };
 
@@ -75,6 +75,31 @@ impl LoadMetrics {
 struct Recorder {
     stats: Arc<Mutex<Stats>>,
     metrics: LoadMetrics,
+    lag: Arc<LagTally>,
+}
+
+/// The open loop's own lateness over its measured steps (the pacer writes, the summary reads).
+#[derive(Default)]
+struct LagTally {
+    max_us: AtomicU64,
+    late: AtomicU64,
+}
+
+impl LagTally {
+    fn add(&self, lag: Duration) {
+        let us = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+        if us > 1000 {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self) -> ScheduleLag {
+        ScheduleLag {
+            max_ms: self.max_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            late_over_1ms: self.late.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Recorder {
@@ -256,11 +281,11 @@ fn pace(
                 }
             }
         };
-        recorder.metrics.lag.set(
-            Instant::now()
-                .saturating_duration_since(intended)
-                .as_secs_f64(),
-        );
+        let lag = Instant::now().saturating_duration_since(intended);
+        recorder.metrics.lag.set(lag.as_secs_f64());
+        if measured.is_some() {
+            recorder.lag.add(lag);
+        }
         let mut rng = rng_for(seed, k);
         let step = weights.pick(rng.below(weights.total()));
         let (shop, recorder) = (shop.clone(), recorder.clone());
@@ -397,6 +422,7 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
     let recorder = Recorder {
         stats: Arc::new(Mutex::new(Stats::default())),
         metrics: LoadMetrics::new(&metrics),
+        lag: Arc::default(),
     };
     let (ready_tx, ready_rx) = watch::channel(false);
     let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
@@ -521,6 +547,7 @@ pub async fn run(args: RunArgs) -> Result<Summary, Error> {
         expected_statuses,
         expect_transport_errors: args.expect_transport_errors,
         auth_deferred: shop.auth_deferred(),
+        schedule_lag: rate.map(|_| recorder.lag.get()),
     });
     Ok(summary)
 }
@@ -531,6 +558,21 @@ mod tests {
 
     fn secs(d: Duration) -> f64 {
         d.as_secs_f64()
+    }
+
+    #[test]
+    fn the_lag_tally_keeps_the_worst_and_counts_steps_over_a_millisecond() {
+        let t = LagTally::default();
+        for us in [10, 1500, 700, 4200, 1000] {
+            t.add(Duration::from_micros(us));
+        }
+        assert_eq!(
+            t.get(),
+            ScheduleLag {
+                max_ms: 4.2,
+                late_over_1ms: 2
+            }
+        );
     }
 
     #[test]

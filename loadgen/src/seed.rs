@@ -455,6 +455,7 @@ pub async fn seed(args: SeedArgs) -> Result<SeedSummary, Error> {
         expected_statuses: BTreeMap::new(),
         expect_transport_errors: false,
         auth_deferred: 0,
+        schedule_lag: None,
     });
     Ok(SeedSummary {
         passed: errors == 0,

@@ -256,6 +256,18 @@ pub struct RunMeta {
     pub expect_transport_errors: bool,
     /// Sign-ins and sign-ups left out by `--auth-per-minute` (anonymous steps done instead).
     pub auth_deferred: u64,
+    /// Open loop: how late loadgen itself started its measured steps, so a stall of the load
+    /// generator is told apart from a slow server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag: Option<ScheduleLag>,
+}
+
+/// How late the open loop started its steps after their intended times.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ScheduleLag {
+    pub max_ms: f64,
+    /// Steps started more than 1 ms late.
+    pub late_over_1ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -380,6 +392,13 @@ impl fmt::Display for Summary {
             "  latency ms (from the intended send time): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
             l.p50, l.p90, l.p99, l.p999, l.max
         )?;
+        if let Some(lag) = m.schedule_lag {
+            writeln!(
+                f,
+                "  loadgen's own lag: steps started up to {:.1} ms late, {} more than 1 ms late",
+                lag.max_ms, lag.late_over_1ms
+            )?;
+        }
         writeln!(
             f,
             "  {:<10} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}  statuses",
@@ -468,6 +487,7 @@ mod tests {
             expected_statuses: BTreeMap::new(),
             expect_transport_errors: false,
             auth_deferred: 0,
+            schedule_lag: None,
         }
     }
 

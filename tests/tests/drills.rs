@@ -212,6 +212,10 @@ async fn a_warmup_ramps_up_and_is_sent_but_left_out_of_the_summary() {
     // The summary holds the measured steps only, and their own time.
     assert_eq!(run.summary["requests"], 100, "{:#}", run.summary);
     assert_eq!(run.summary["warmup_s"], 1.0);
+    // loadgen's own lateness is reported beside the latency.
+    let lag = &run.summary["schedule_lag"];
+    assert!(lag["max_ms"].as_f64().unwrap() >= 0.0, "{lag}");
+    assert!(lag["late_over_1ms"].as_u64().unwrap() <= 100, "{lag}");
     let elapsed = run.summary["elapsed_s"].as_f64().unwrap();
     assert!((0.4..0.9).contains(&elapsed), "measured for {elapsed} s");
     // The ramp (200/s reached linearly over 1 s: 100 steps) went to the gateway too.
