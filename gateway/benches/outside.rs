@@ -792,9 +792,9 @@ fn main() {
     // Latency at half the measured maximum rate, open loop (loadgen: steps paced by the OS's
     // high-resolution timer, latency from the intended send time, so a stall cannot hide), as
     // deployed; the bare pair at the same rate shows what this machine gives without the suite.
-    // Each run ramps up over 2 s first (not measured).
-    // The samples are split into alternating rounds, so one stall of the machine (tens of ms
-    // here, now and then) shows in one round's p99 and in the max, not in every row.
+    // Each run ramps up over 2 s first (not measured). The samples are split into alternating
+    // rounds, so one stall of the machine (tens of ms here, now and then) shows in one round's
+    // p99 and in the max, not in every row.
     let rounds = args.rounds.max(1);
     let per_round = args.latency_samples.div_ceil(rounds as u64);
     let _ = writeln!(
@@ -805,16 +805,17 @@ fn main() {
         report,
         "| request | stack | rate (req/s) | p50 | p99 | p99.9 | max | target (p99) | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
+    // Each row at half the median maximum rate of scenario `i`.
+    let half = |i: usize| (stat(i, |r| r.rps).0 / 2.0).floor().max(1.0);
     let rows = [
-        ("GET /api/v1/books/{id}", "book_api", 1usize, 2.0, &prod),
-        ("GET /api/v1/books/{id}", "book_api", 1usize, 2.0, &bare),
-        ("GET / (home page, visitor)", "home", 3usize, 5.0, &prod),
+        ("GET /api/v1/books/{id}", "book_api", half(1), 2.0, &prod),
+        ("GET /api/v1/books/{id}", "book_api", half(1), 2.0, &bare),
+        ("GET / (home page, visitor)", "home", half(3), 5.0, &prod),
     ];
     let mut seen: Vec<Vec<[f64; 4]>> = vec![Vec::new(); rows.len()];
     for round in 0..rounds {
-        for (r, (what, step, i, _, stack)) in rows.iter().enumerate() {
-            let rate = (stat(*i, |r| r.rps).0 / 2.0).floor().max(1.0);
-            let l = open_loop(&bins, stack.http, step, rate, per_round, round);
+        for (r, (what, step, rate, _, stack)) in rows.iter().enumerate() {
+            let l = open_loop(&bins, stack.http, step, *rate, per_round, round);
             eprintln!(
                 "latency {what} on {} at {rate}/s, round {}: p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms",
                 stack.name,
@@ -827,8 +828,7 @@ fn main() {
             seen[r].push(l);
         }
     }
-    for ((what, _, i, target, stack), runs) in rows.iter().zip(seen) {
-        let rate = (stat(*i, |r| r.rps).0 / 2.0).floor().max(1.0);
+    for ((what, _, rate, target, stack), runs) in rows.iter().zip(seen) {
         let q = |k: usize| median_min_max(runs.iter().map(|l| l[k]).collect());
         let ((p50, _, _), (p99, p99_lo, p99_hi), (p999, _, _)) = (q(0), q(1), q(2));
         let max = runs.iter().map(|l| l[3]).fold(f64::NAN, f64::max);
@@ -859,9 +859,9 @@ fn main() {
 /// One open-loop run of loadgen: `samples` of `step` at `rate` per second against `port`, after
 /// a 2-second warm-up whose rate ramps up to `rate` (started at full rate, loadgen opened a
 /// connection for nearly every request until the first answers came: 350 at 9,500/s, and that
-/// storm made the p99); latency p50, p99, p99.9 and max in ms. loadgen runs on one runtime thread (plus its pacer):
-/// on two cores that costs it about 48 µs per request against 60 with a thread per core, CPU
-/// the stack under test gets instead.
+/// storm made the p99); latency p50, p99, p99.9 and max in ms. loadgen runs on one runtime
+/// thread (plus its pacer): on two cores that costs it about 48 µs per request against 60 with a
+/// thread per core, CPU the stack under test gets instead.
 fn open_loop(
     bins: &Path,
     port: u16,

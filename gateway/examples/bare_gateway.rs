@@ -10,7 +10,6 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::get,
-    serve::ListenerExt,
 };
 use gateway::api::Book;
 use protos::marketplace::v1::{
@@ -42,10 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/api/v1/books/{id}", get(get_book))
         .with_state(MarketplaceServiceClient::new(channel));
-    // Nagle's algorithm off, as every HTTP server here (and most anywhere) sets it.
-    let listener = tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).await?;
+    // Nagle's algorithm off, as the suite's gateway has it.
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(platform::listen::without_nagle(listener), app).await?;
     Ok(())
 }

@@ -21,7 +21,6 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::StatusCode,
     response::{IntoResponse, Response},
-    serve::ListenerExt,
 };
 use platform::{
     config::{ServeArgs, TelemetryArgs},
@@ -481,16 +480,9 @@ pub async fn run(
     };
     drain
         .run("gateway", shutdown, not_ready, stop_tx, admin, |stop| {
-            // The peer address is the client's for the sign-in budget (rate_limit). Nagle's
-            // algorithm off: a response written in two parts (headers, then a streamed body or
-            // an SSE event) must not wait for the client's delayed ACK (40 ms on Linux).
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "TCP_NODELAY not set");
-                }
-            });
+            // The peer address is the client's for the sign-in budget (rate_limit).
             axum::serve(
-                listener,
+                platform::listen::without_nagle(listener),
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(stop)

@@ -192,6 +192,7 @@ async fn open_loop(p: Plan, rate: f64, max_in_flight: usize) -> (StopReason, Joi
 struct Schedule {
     rate: f64,
     warmup: f64,
+    /// Steps due before the warm-up ends (`rate · warmup / 2`, rounded up): the unmeasured ones.
     warmup_steps: u64,
 }
 
@@ -201,19 +202,17 @@ impl Schedule {
         Self {
             rate,
             warmup,
-            warmup_steps: (rate * warmup / 2.0).floor() as u64,
+            warmup_steps: (rate * warmup / 2.0).ceil() as u64,
         }
     }
 
     /// Step `k`'s intended start, from the start of the run.
     fn due(&self, k: u64) -> Duration {
-        let k = k as f64;
-        let held = self.rate * self.warmup / 2.0;
-        let secs = if k < held {
+        let secs = if k < self.warmup_steps {
             // k steps by t: rate · t² / (2 · warmup) = k.
-            (2.0 * self.warmup * k / self.rate).sqrt()
+            (2.0 * self.warmup * k as f64 / self.rate).sqrt()
         } else {
-            self.warmup + (k - held) / self.rate
+            self.warmup + (k as f64 - self.rate * self.warmup / 2.0) / self.rate
         };
         Duration::from_secs_f64(secs)
     }

@@ -8,7 +8,6 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
     routing::get,
-    serve::ListenerExt,
 };
 use tokio::{net::TcpListener, sync::watch};
 
@@ -110,10 +109,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
+    axum::serve(crate::listen::without_nagle(listener), router)
         .with_graceful_shutdown(shutdown)
         .await
 }
