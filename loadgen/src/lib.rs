@@ -5,6 +5,7 @@
 //! popularity and star histograms.
 #![forbid(unsafe_code)]
 
+pub mod alarm;
 pub mod cli;
 pub mod run;
 pub mod seed;

@@ -20,6 +20,7 @@ use tokio::{
 
 use crate::{
     Error,
+    alarm::Alarm,
     cli::RunArgs,
     shop::{Done, Shop, ShopConfig, random_seed, rng_for},
     stats::{ErrorSample, RunMeta, ScheduleLag, Stats, Summary},
@@ -78,7 +79,8 @@ struct Recorder {
     lag: Arc<LagTally>,
 }
 
-/// The open loop's own lateness over its measured steps (the pacer writes, the summary reads).
+/// The open loop's own lateness over its measured steps (the pacing loop writes, the summary
+/// reads).
 #[derive(Default)]
 struct LagTally {
     max_us: AtomicU64,
@@ -173,19 +175,9 @@ struct Plan {
 
 /// Open loop: step `k` is due at `start + k / rate`, whatever happened to the others.
 ///
-/// The steps are paced by a thread of their own sleeping on the OS's high-resolution timer.
-/// tokio's timer rounds each deadline up to its next millisecond tick: it started steps up to a
-/// millisecond late (counted as latency, since latency runs from the intended time; at 1,000
-/// steps/s the median was 1.9 ms against 0.4 ms now) and sent each millisecond's steps in one
-/// burst. (A timerfd watched by the runtime would save a thread hand-off per step, but tokio
-/// registers a raw file descriptor only through `unsafe`.)
-async fn open_loop(p: Plan, rate: f64, max_in_flight: usize) -> (StopReason, JoinSet<()>) {
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || pace(&runtime, p, rate, max_in_flight))
-        .await
-        .expect("the pacer does not panic")
-}
-
+/// The steps are paced on the runtime itself, woken at each step's instant by an [`Alarm`] (the
+/// OS's high-resolution timer on Linux); every step already due when it wakes starts at once. A
+/// step waits for a free in-flight slot when all are taken.
 /// When the open loop's steps are due: the rate ramps up linearly from zero over the warm-up
 /// (`rate · t / warmup` steps per second at `t`, so `rate · warmup / 2` steps in all), then holds.
 #[derive(Debug, Clone, Copy)]
@@ -218,14 +210,7 @@ impl Schedule {
     }
 }
 
-/// The open loop's pacing thread: sleeps to each step's intended time, then spawns the step onto
-/// the runtime (waiting there for a free in-flight slot when all are taken).
-fn pace(
-    runtime: &tokio::runtime::Handle,
-    p: Plan,
-    rate: f64,
-    max_in_flight: usize,
-) -> (StopReason, JoinSet<()>) {
+async fn open_loop(p: Plan, rate: f64, max_in_flight: usize) -> (StopReason, JoinSet<()>) {
     let Plan {
         shop,
         weights,
@@ -237,14 +222,13 @@ fn pace(
         mut stop,
     } = p;
     let schedule = Schedule::new(rate, warmup);
-    // A stop signal is seen within this long while the pacer sleeps.
-    const NAP: Duration = Duration::from_millis(20);
+    let mut alarm = Alarm::new();
     let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
     let start = Instant::now();
     let deadline = deadline.map(tokio::time::Instant::into_std);
     let mut tasks = JoinSet::new();
     let mut k = 0u64;
-    let reason = 'run: loop {
+    let reason = loop {
         let measured = k.checked_sub(schedule.warmup_steps);
         if let (Some(b), Some(n)) = (budget, measured)
             && n >= b
@@ -255,30 +239,27 @@ fn pace(
         if deadline.is_some_and(|d| intended >= d) {
             break StopReason::Duration;
         }
-        loop {
-            if *stop.borrow() {
-                break 'run StopReason::Signal;
+        if *stop.borrow() {
+            break StopReason::Signal;
+        }
+        if intended > Instant::now() {
+            tokio::select! {
+                _ = alarm.until(intended) => {}
+                changed = stop.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => break StopReason::Signal,
+                },
             }
-            let left = intended.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            std::thread::sleep(left.min(NAP));
         }
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => {
-                let waited = runtime.block_on(async {
-                    tokio::select! {
-                        p = slots.clone().acquire_owned() => Some(p.expect("semaphore never closed")),
-                        _ = stop.changed() => None,
-                    }
-                });
-                match waited {
-                    Some(permit) => permit,
-                    None => break StopReason::Signal,
-                }
-            }
+            Err(_) => tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+                changed = stop.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => break StopReason::Signal,
+                },
+            },
         };
         let lag = Instant::now().saturating_duration_since(intended);
         recorder.metrics.lag.set(lag.as_secs_f64());
@@ -289,15 +270,12 @@ fn pace(
         let step = weights.pick(rng.below(weights.total()));
         let (shop, recorder) = (shop.clone(), recorder.clone());
         recorder.metrics.in_flight.inc();
-        tasks.spawn_on(
-            async move {
-                let done = shop.perform(step, &mut rng).await;
-                recorder.record(&done, intended, measured.is_some());
-                recorder.metrics.in_flight.dec();
-                drop(permit);
-            },
-            runtime,
-        );
+        tasks.spawn(async move {
+            let done = shop.perform(step, &mut rng).await;
+            recorder.record(&done, intended, measured.is_some());
+            recorder.metrics.in_flight.dec();
+            drop(permit);
+        });
         while tasks.try_join_next().is_some() {}
         k += 1;
     };
