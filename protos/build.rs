@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Smaller per-call buffers than tonic's default (see src/codec.rs).
+        .codec_path("crate::codec::Proto")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! Everyone else imports `protos::<service>::v1::…`; nothing else generates code.
 #![forbid(unsafe_code)]
 
+pub mod codec;
+
 /// The catalog of books.
 pub mod marketplace {
     pub mod v1 {
