@@ -100,6 +100,15 @@ impl Replicas {
         self.ready() > 0
     }
 
+    /// `n` replicas ready (tests of the calling layer).
+    #[cfg(test)]
+    pub fn with_ready(n: usize) -> Self {
+        Self {
+            ready: AtomicUsize::new(n),
+            ..Self::default()
+        }
+    }
+
     fn settle(&self) {
         self.settled.store(true, Ordering::SeqCst);
         self.changed.notify_waiters();

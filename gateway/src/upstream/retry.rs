@@ -160,6 +160,9 @@ impl<S> Calls<S> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long after the caller set `grpc-timeout` an attempt restates it with what is left.
+const RESTATE_AFTER: Duration = Duration::from_millis(1);
+
 fn status_response(status: tonic::Status) -> http::Response<Body> {
     status.into_http()
 }
@@ -215,7 +218,10 @@ where
                     parts.clone(),
                     Body::new(http_body_util::Full::new(body.clone())),
                 );
+                // The header tells the server what is left; rewritten once time has gone by
+                // (a retry, a wait for a replica), not for the microseconds before a first send.
                 if let Some(l) = left
+                    && started.elapsed() >= RESTATE_AFTER
                     && let Ok(v) = encode_grpc_timeout(l).parse()
                 {
                     req.headers_mut().insert("grpc-timeout", v);
@@ -319,6 +325,49 @@ mod tests {
         let reused = budget.slot(13);
         assert_eq!(reused.calls.load(Relaxed), 0);
         assert_eq!(reused.retries.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_sends_the_callers_timeout_and_a_retry_what_is_left() {
+        let sent = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let upstream = tower::service_fn({
+            let sent = sent.clone();
+            move |req: http::Request<Body>| {
+                let sent = sent.clone();
+                async move {
+                    let timeout = req.headers()["grpc-timeout"].to_str().unwrap().to_owned();
+                    let mut sent = sent.lock().unwrap();
+                    sent.push(timeout);
+                    let status = if sent.len() == 1 {
+                        tonic::Status::unavailable("restarting")
+                    } else {
+                        tonic::Status::ok("")
+                    };
+                    Ok::<_, std::convert::Infallible>(status.into_http())
+                }
+            }
+        });
+        let retries = IntCounterVec::new(
+            prometheus::Opts::new("retries_total", "retries"),
+            &["upstream", "method", "outcome"],
+        )
+        .unwrap();
+        let policy = CallPolicy::new("marketplace", Arc::new(Replicas::with_ready(1)), retries);
+        let mut calls = Calls::new(upstream, Arc::new(policy));
+        let req = http::Request::builder()
+            .uri("http://marketplace/bookstore.marketplace.v1.MarketplaceService/GetBook")
+            .header("grpc-timeout", "5S")
+            .body(Body::empty())
+            .unwrap();
+        let answer = calls.call(req).await.unwrap();
+        assert_eq!(platform::metrics::grpc_status(answer.headers()), Some(0));
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0], "5S");
+        // The retry came after a backoff of at least 20 ms.
+        let left = parse_grpc_timeout(&sent[1]).unwrap();
+        assert!(left <= Duration::from_millis(4980), "{left:?}");
+        assert!(left > Duration::from_secs(3), "{left:?}");
     }
 
     #[test]
