@@ -11,13 +11,13 @@ pub mod extract;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;
+pub mod shed;
 pub mod upstream;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
 
 use axum::{
     Router,
-    error_handling::HandleErrorLayer,
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -254,23 +254,10 @@ impl RequestIds {
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        http::HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+        // From the String itself: no second copy into the header value.
+        http::HeaderValue::try_from(format!("{}-{n}", self.prefix))
             .ok()
             .map(RequestId::new)
-    }
-}
-
-async fn overloaded(shed: prometheus::IntCounter, err: tower::BoxError) -> Response {
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        shed.inc();
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the gateway is at its concurrency limit; retry with backoff",
-        )
-        .into_response()
-    } else {
-        tracing::error!(error = %err, "unhandled middleware error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
     }
 }
 
@@ -435,16 +422,11 @@ pub fn with_middleware(
         // A panic becomes a 500 problem document, not a dropped connection or plain text.
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.
-        .layer(HandleErrorLayer::new(move |err| {
-            overloaded(shed.clone(), err)
-        }))
-        .load_shed()
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            config.serve.concurrency_limit,
-        ));
+        .layer(shed::ShedLayer::new(config.serve.concurrency_limit, shed))
+        // Innermost: the body limit the extractors read.
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes));
     routes
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(stack)
         .with_state(state)
 }

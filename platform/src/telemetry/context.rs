@@ -60,39 +60,60 @@ pub fn adopt(span: &tracing::Span, remote: TraceIds) {
 }
 
 /// Parses a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`); `None` when it is malformed or
-/// names the invalid all-zero ids, as the specification says to ignore such a header.
+/// names the invalid all-zero ids, as the specification says to ignore such a header. Read by
+/// position (every call carries one), lowercase hex only, as the specification writes it.
 pub fn parse_traceparent(value: &str) -> Option<TraceIds> {
-    let mut parts = value.trim().split('-');
-    let version = parts.next()?;
-    let (trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?);
-    // Version 00 has exactly four fields; a later version may add more after these.
-    if version.len() != 2
-        || version == "ff"
-        || (version == "00" && parts.next().is_some())
-        || trace.len() != 32
-        || parent.len() != 16
-        || flags.len() != 2
-    {
+    let v = value.trim().as_bytes();
+    // version "-" trace "-" parent "-" flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 bytes.
+    const LEN: usize = 55;
+    if v.len() < LEN || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
         return None;
     }
-    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !(hex(version) && hex(trace) && hex(parent) && hex(flags)) {
+    let version = hex_value(&v[..2])?;
+    // Version 00 has exactly four fields; a later version may add more after these.
+    if version == 0xff || (v.len() > LEN && (version == 0 || v[LEN] != b'-')) {
         return None;
     }
     let ids = TraceIds {
-        trace_id: u128::from_str_radix(trace, 16).ok()?,
-        span_id: u64::from_str_radix(parent, 16).ok()?,
-        flags: u8::from_str_radix(flags, 16).ok()?,
+        trace_id: hex_value(&v[3..35])?,
+        span_id: u64::try_from(hex_value(&v[36..52])?).ok()?,
+        flags: u8::try_from(hex_value(&v[53..55])?).ok()?,
     };
     (ids.trace_id != 0 && ids.span_id != 0).then_some(ids)
 }
 
-/// The `traceparent` header value for a call made inside a span with these ids.
-pub fn traceparent(ids: TraceIds) -> String {
-    format!(
-        "00-{:032x}-{:016x}-{:02x}",
-        ids.trace_id, ids.span_id, ids.flags
-    )
+/// The value of up to 32 lowercase hex digits.
+fn hex_value(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |n, &b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u128::from(d))
+    })
+}
+
+/// The `traceparent` header value for a call made inside a span with these ids. One is written
+/// per call, so without the formatting machinery; and it is marked sensitive, which HPACK reads
+/// as "never index": a value unique to each call would only churn the connection's header table.
+pub fn traceparent(ids: TraceIds) -> http::HeaderValue {
+    let mut v = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&mut v[3..35], &ids.trace_id.to_be_bytes());
+    hex(&mut v[36..52], &ids.span_id.to_be_bytes());
+    hex(&mut v[53..55], &[ids.flags]);
+    let mut value = http::HeaderValue::from_bytes(&v).expect("hex digits and dashes");
+    value.set_sensitive(true);
+    value
+}
+
+/// Writes `bytes` into `out` as lowercase hex (`out` is twice as long).
+fn hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
 }
 
 fn new_span_id() -> u64 {
@@ -116,7 +137,18 @@ mod tests {
         assert_eq!(ids.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
         assert_eq!(ids.span_id, 0x00f067aa0ba902b7);
         assert_eq!(ids.flags, 1);
-        assert_eq!(traceparent(ids), v);
+        let printed = traceparent(ids);
+        assert_eq!(printed, v);
+        assert!(printed.is_sensitive(), "never indexed by HPACK");
+        let small = TraceIds {
+            trace_id: 0xa,
+            span_id: 0xb,
+            flags: 0,
+        };
+        assert_eq!(
+            traceparent(small),
+            "00-0000000000000000000000000000000a-000000000000000b-00"
+        );
     }
 
     #[test]
@@ -130,9 +162,18 @@ mod tests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736+00f067aa0ba902b7-01",
         ] {
             assert_eq!(parse_traceparent(bad), None, "{bad:?}");
         }
+        assert!(
+            parse_traceparent(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 ")
+                .is_some()
+        );
         // A later version may carry more fields after the four it shares with 00.
         assert!(
             parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x")

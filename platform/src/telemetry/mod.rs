@@ -248,10 +248,8 @@ pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
 /// Writes `span`'s trace context into outgoing `headers`, so the callee continues the trace.
 pub fn inject_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
     if !otel() {
-        if let Some(value) = context::ids_of(span)
-            .and_then(|ids| http::HeaderValue::try_from(context::traceparent(ids)).ok())
-        {
-            headers.insert("traceparent", value);
+        if let Some(ids) = context::ids_of(span) {
+            headers.insert("traceparent", context::traceparent(ids));
         }
         return;
     }
