@@ -860,8 +860,8 @@ fn main() {
 /// a 2-second warm-up whose rate ramps up to `rate` (started at full rate, loadgen opened a
 /// connection for nearly every request until the first answers came: 350 at 9,500/s, and that
 /// storm made the p99); latency p50, p99, p99.9 and max in ms. loadgen runs on one runtime
-/// thread (plus its pacer): on two cores that costs it about 48 µs per request against 60 with a
-/// thread per core, CPU the stack under test gets instead.
+/// thread, which also paces the steps: on two cores that is CPU the stack under test gets instead
+/// (with a thread per core loadgen cost about 60 µs per request, 48 on one).
 fn open_loop(
     bins: &Path,
     port: u16,
