@@ -60,6 +60,8 @@ where
     type Error = Infallible;
     type Future = ShedFuture<S::Future>;
 
+    // Readiness is the inner service's (axum's routes are always ready); the limit is applied
+    // in `call`, so a request beyond it is answered, not held back.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
@@ -133,7 +135,14 @@ mod tests {
             held.push(s.ready().await.unwrap().call(()));
         }
         let mut refused = svc.clone();
-        let answer = refused.ready().await.unwrap().call(()).await.unwrap();
+        // Refused at once: a queued request would wait for the slow ones and time out here.
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            refused.ready().await.unwrap().call(()),
+        )
+        .await
+        .expect("refused at once, not queued")
+        .unwrap();
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(answer.headers().contains_key("retry-after"));
         assert_eq!(shed.get(), 1);
@@ -142,8 +151,24 @@ mod tests {
             assert_eq!(h.await.unwrap().status(), StatusCode::OK);
         }
         // The permits came back.
-        let again = svc.oneshot(()).await.unwrap();
+        let again = svc.clone().oneshot(()).await.unwrap();
         assert_eq!(again.status(), StatusCode::OK);
         assert_eq!(shed.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_before_its_answer_gives_its_permit_back() {
+        let never =
+            tower::service_fn(|_: ()| std::future::pending::<Result<Response, Infallible>>());
+        let shed = prometheus::IntCounter::new("shed_total", "shed").unwrap();
+        let mut svc = ShedLayer::new(1, shed.clone()).layer(never);
+        let admitted = svc.ready().await.unwrap().call(());
+        let refused = svc.ready().await.unwrap().call(()).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // The client went away: its permit is free for the next request.
+        drop(admitted);
+        let next = svc.ready().await.unwrap().call(());
+        assert_eq!(shed.get(), 1, "admitted, not shed");
+        drop(next);
     }
 }

@@ -73,8 +73,10 @@ mod timerfd {
     /// A one-shot CLOCK_MONOTONIC timerfd (the clock `Instant` reads) in the runtime's reactor.
     ///
     /// It is held as a `pipe::Receiver`: tokio's one safe (and not deprecated) way to watch an
-    /// owned descriptor that is read. A timerfd reads like one: 8 bytes (how many times it
-    /// fired) once it has fired, `WouldBlock` before.
+    /// owned descriptor that is read. tokio documents that constructor for pipes; a timerfd is
+    /// not one, but only what a pipe's reader uses is used here (readiness and `read(2)`), and a
+    /// timerfd reads like one: 8 bytes (how many times it fired) once it has fired, `WouldBlock`
+    /// before.
     pub struct Timer(pipe::Receiver);
 
     impl Timer {
@@ -141,5 +143,31 @@ mod tests {
         let at = Instant::now() + Duration::from_millis(20);
         alarm.until(at).await;
         assert!(Instant::now() >= at);
+    }
+
+    /// `until` checks the clock itself; this holds the timer to it without that check.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_timerfd_that_fired_for_an_abandoned_wait_does_not_end_the_next_one() {
+        let timer = timerfd::Timer::new().unwrap();
+        for _ in 0..3 {
+            // Armed for 50 ms, abandoned at tokio's next millisecond or two...
+            let abandoned = tokio::time::timeout(
+                Duration::from_millis(1),
+                timer.sleep(Duration::from_millis(50)),
+            )
+            .await;
+            assert!(
+                abandoned.is_err(),
+                "the 50 ms wait ended within the 1 ms timeout"
+            );
+            // ...then it fires with nobody waiting, and the runtime sees it ready.
+            std::thread::sleep(Duration::from_millis(60));
+            tokio::task::yield_now().await;
+            let started = Instant::now();
+            timer.sleep(Duration::from_millis(15)).await.unwrap();
+            let took = started.elapsed();
+            assert!(took >= Duration::from_millis(15), "woke after {took:?}");
+        }
     }
 }

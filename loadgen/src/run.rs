@@ -173,11 +173,6 @@ struct Plan {
     stop: watch::Receiver<bool>,
 }
 
-/// Open loop: step `k` is due at `start + k / rate`, whatever happened to the others.
-///
-/// The steps are paced on the runtime itself, woken at each step's instant by an [`Alarm`] (the
-/// OS's high-resolution timer on Linux); every step already due when it wakes starts at once. A
-/// step waits for a free in-flight slot when all are taken.
 /// When the open loop's steps are due: the rate ramps up linearly from zero over the warm-up
 /// (`rate · t / warmup` steps per second at `t`, so `rate · warmup / 2` steps in all), then holds.
 #[derive(Debug, Clone, Copy)]
@@ -210,6 +205,11 @@ impl Schedule {
     }
 }
 
+/// Open loop: step `k` is due at `start + k / rate`, whatever happened to the others.
+///
+/// The steps are paced on the runtime itself, woken at each step's instant by an [`Alarm`] (the
+/// OS's high-resolution timer on Linux); every step already due when it wakes starts at once. A
+/// step waits for a free in-flight slot when all are taken.
 async fn open_loop(p: Plan, rate: f64, max_in_flight: usize) -> (StopReason, JoinSet<()>) {
     let Plan {
         shop,
@@ -244,21 +244,24 @@ async fn open_loop(p: Plan, rate: f64, max_in_flight: usize) -> (StopReason, Joi
         }
         if intended > Instant::now() {
             tokio::select! {
-                _ = alarm.until(intended) => {}
+                // A stop wins over a step due at the same moment.
+                biased;
                 changed = stop.changed() => match changed {
                     Ok(()) => continue,
                     Err(_) => break StopReason::Signal,
                 },
+                _ = alarm.until(intended) => {}
             }
         }
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => tokio::select! {
-                p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+                biased;
                 changed = stop.changed() => match changed {
                     Ok(()) => continue,
                     Err(_) => break StopReason::Signal,
                 },
+                p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
             },
         };
         let lag = Instant::now().saturating_duration_since(intended);
