@@ -2,9 +2,10 @@
 //!
 //! tonic's default codec starts each call's encode and decode buffers at 8 KiB. Every message of
 //! these contracts but a page of books is well under 1 KiB (a `GetBook` answer is about 500
-//! bytes), and an 8 KiB block is past the allocator's per-thread cache: each one took glibc's
-//! slow path (consolidating its free lists) twice per call on either side. Starting at 1 KiB
-//! keeps the common call in that cache; a larger message grows its buffer as before.
+//! bytes), and an 8 KiB block is past glibc's per-thread cache (blocks up to 1,032 bytes), so
+//! each took malloc's general path, twice per call on either side. Starting at 1 KiB keeps the
+//! common call in that cache (0.7% of the gateway's instructions per GET, by callgrind); a larger
+//! message grows its buffer as before.
 
 use std::marker::PhantomData;
 
