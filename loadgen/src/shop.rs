@@ -47,17 +47,18 @@ pub fn random_seed() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// A W3C `traceparent` (version 00, random trace and span ids) and its trace id.
-pub fn traceparent(rng: &mut SplitMix64, sampled: bool) -> (String, String) {
+/// A W3C `traceparent` (version 00, random trace and span ids, written by the platform's own
+/// writer) and its trace id.
+pub fn traceparent(rng: &mut SplitMix64, sampled: bool) -> (reqwest::header::HeaderValue, String) {
     let (a, b) = (rng.next_u64() | 1, rng.next_u64());
-    let span = rng.next_u64() | 1;
-    let trace_id = format!("{a:016x}{b:016x}");
+    let ids = platform::telemetry::context::TraceIds {
+        trace_id: u128::from(a) << 64 | u128::from(b),
+        span_id: rng.next_u64() | 1,
+        flags: u8::from(sampled),
+    };
     (
-        format!(
-            "00-{trace_id}-{span:016x}-{}",
-            if sampled { "01" } else { "00" }
-        ),
-        trace_id,
+        platform::telemetry::context::traceparent(ids),
+        format!("{:032x}", ids.trace_id),
     )
 }
 
@@ -691,7 +692,7 @@ mod tests {
     fn traceparent_is_w3c_shaped() {
         let mut r = SplitMix64::new(3);
         let (tp, id) = traceparent(&mut r, true);
-        let parts: Vec<&str> = tp.split('-').collect();
+        let parts: Vec<&str> = tp.to_str().unwrap().split('-').collect();
         assert_eq!(parts.len(), 4);
         assert_eq!(parts[0], "00");
         assert_eq!(parts[1], id);
@@ -699,7 +700,13 @@ mod tests {
         assert_eq!(parts[2].len(), 16);
         assert_eq!(parts[3], "01");
         assert_ne!(parts[1], "0".repeat(32));
-        assert!(traceparent(&mut r, false).0.ends_with("-00"));
+        assert!(
+            traceparent(&mut r, false)
+                .0
+                .to_str()
+                .unwrap()
+                .ends_with("-00")
+        );
     }
 
     #[test]
