@@ -1,6 +1,8 @@
 //! What every page shares, as maud templates (every spliced value is escaped): the page shell
 //! with its landmarks, the notices a redirect can ask for, the error page, and the pieces the
-//! home and book pages both show (covers, book cards, pick lists, the live strip).
+//! home and book pages both show (covers, book cards, pick lists, the live strip). The values
+//! repeated on every card (titles, authors, cover addresses, reasons) are spliced as [`Text`],
+//! which escapes the same characters as maud, faster.
 
 use axum::{http::StatusCode, response::Response};
 use maud::{DOCTYPE, Markup, html};
@@ -176,6 +178,35 @@ fn short_title(title: &str) -> &str {
     title.split(" (").next().unwrap_or(title)
 }
 
+/// Text spliced into a page, escaped exactly as maud escapes a `str` (`&`, `<`, `>` and `"`).
+/// maud pushes its output one byte at a time: 18% of the gateway's instructions on the home
+/// page, whose 24 cards splice each title four times. Most text has nothing to escape, and
+/// finding that out is one pass the compiler vectorizes; then the text is copied whole.
+pub struct Text<'a>(pub &'a str);
+
+impl maud::Render for Text<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        let special = |b: u8| matches!(b, b'&' | b'<' | b'>' | b'"');
+        // A fold without an early exit, so that it is vectorized.
+        if !self.0.bytes().fold(false, |seen, b| seen | special(b)) {
+            buffer.push_str(self.0);
+            return;
+        }
+        let mut rest = self.0;
+        while let Some(i) = rest.bytes().position(special) {
+            buffer.push_str(&rest[..i]);
+            buffer.push_str(match rest.as_bytes()[i] {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                _ => "&quot;",
+            });
+            rest = &rest[i + 1..];
+        }
+        buffer.push_str(rest);
+    }
+}
+
 /// The book's authors, comma separated; written (escaped) straight into the page.
 pub fn authors(b: &Book) -> Authors<'_> {
     Authors(&b.authors)
@@ -189,7 +220,7 @@ impl maud::Render for Authors<'_> {
             if i > 0 {
                 buffer.push_str(", ");
             }
-            a.render_to(buffer);
+            Text(a).render_to(buffer);
         }
     }
 }
@@ -258,9 +289,9 @@ pub fn cover(book: &Book, large: bool) -> Markup {
     let title = short_title(&book.title);
     html! {
         div.cover.(hue).large[large] aria-hidden="true" {
-            span { (title) }
+            span { (Text(title)) }
             @if book.image_url.starts_with("https://") {
-                img src=(book.image_url) alt=(title) data-title=(title) loading="lazy"
+                img src=(Text(&book.image_url)) alt=(Text(title)) data-title=(Text(title)) loading="lazy"
                     decoding="async" referrerpolicy="no-referrer";
             }
         }
@@ -281,8 +312,8 @@ pub fn card(b: &Book, level: CardTitle) -> Markup {
             a href={ "/books/" (b.id) } {
                 (cover(b, false))
                 @match level {
-                    CardTitle::H2 => h2.card-title { (b.title) },
-                    CardTitle::H3 => h3.card-title { (b.title) },
+                    CardTitle::H2 => h2.card-title { (Text(&b.title)) },
+                    CardTitle::H3 => h3.card-title { (Text(&b.title)) },
                 }
                 p { (authors(b)) }
                 p { "★ " (stars(b.average_rating)) " · " (thousands(b.ratings_count)) " ratings" }
@@ -299,10 +330,10 @@ pub fn picks(title: &str, picks: &[Pick]) -> Markup {
             ol.picks {
                 @for p in picks {
                     li {
-                        a href={ "/books/" (p.book_id) } { (p.title) }
+                        a href={ "/books/" (p.book_id) } { (Text(&p.title)) }
                         " "
                         span.muted { (Authors(&p.authors)) }
-                        span.why { (p.reason) }
+                        span.why { (Text(&p.reason)) }
                     }
                 }
             }
@@ -368,6 +399,31 @@ mod tests {
     fn unknown_notice_codes_show_nothing() {
         assert!(notice_text("<script>").is_none());
         assert!(notice_text("rated").is_some());
+    }
+
+    #[test]
+    fn text_is_escaped_exactly_as_maud_escapes_it() {
+        use maud::Render as _;
+        let long = "Lorem ipsum dolor sit amet, consectetur adipiscing elit ".repeat(9);
+        for s in [
+            "",
+            "plain",
+            "&",
+            "\"",
+            "<<>>",
+            "a&b<c>d\"e'f",
+            "Ænid & Odyssey — «grec» <i>",
+            "ends with &",
+            "&starts",
+            &long,
+            &format!("{long}<b>{long}&{long}"),
+        ] {
+            let mut ours = String::from("x");
+            Text(s).render_to(&mut ours);
+            let mut theirs = String::from("x");
+            s.render_to(&mut theirs);
+            assert_eq!(ours, theirs, "{s:?}");
+        }
     }
 
     #[test]
