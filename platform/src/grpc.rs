@@ -145,10 +145,11 @@ impl Kit {
             .set(opts.stream_limit as i64);
         let stack = ServiceBuilder::new()
             // Outermost: a span for every call, shed ones included, then its RED metrics, then
-            // its access-log line (inside the span, so it carries the trace id).
-            .layer(Observe::new(RpcSpan(Side::Server), Side::Server))
-            .layer(Observe::new(rpc_metrics, Side::Server))
-            .layer(Observe::new(RpcAccessLog, Side::Server))
+            // its access-log line (inside the span, so it carries the trace id); one layer.
+            .layer(Observe::new(
+                (RpcSpan(Side::Server), (rpc_metrics, RpcAccessLog)),
+                Side::Server,
+            ))
             // Deadlines answered DEADLINE_EXCEEDED inside the metrics layer (not tonic's
             // CANCELLED outside it), so every view of an expired call agrees.
             .layer(DeadlineLayer::new(Some(opts.request_timeout())))

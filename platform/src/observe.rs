@@ -5,10 +5,12 @@
 //! had come (gRPC's definition: the caller's timer fires a moment before ours and resets the
 //! stream).
 //!
-//! Each concern is its own observer and its own layer: the span ([`crate::telemetry::RpcSpan`]),
-//! the RED metrics ([`crate::metrics::RpcMetrics`]) and the access log
-//! ([`crate::telemetry::RpcAccessLog`]). The deadline itself is answered by
-//! [`crate::deadline::DeadlineLayer`], inside them, so all of them see the same status.
+//! Each concern is its own observer: the span ([`crate::telemetry::RpcSpan`]), the RED metrics
+//! ([`crate::metrics::RpcMetrics`]) and the access log ([`crate::telemetry::RpcAccessLog`]).
+//! They share one layer as a pair (`(outer, inner)`, nested for three): one wrapper around the
+//! call and its body, one reading of the status, where a layer each did all of that three
+//! times. The deadline itself is answered by [`crate::deadline::DeadlineLayer`], inside them,
+//! so all of them see the same status.
 
 use std::{
     future::Future,
@@ -39,6 +41,39 @@ pub trait Observer: Clone {
     /// see): when not, the call passes through untouched.
     fn active(&self) -> bool {
         true
+    }
+}
+
+/// Two observers as one: `A` outside, `B` inside, as if `A`'s layer wrapped `B`'s. `B` starts
+/// inside `A`'s span (when `A` enters one) and ends first; each only while [`Observer::active`].
+/// Only `A` enters around the polls (the observers here: the span first).
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    type Call = (Option<A::Call>, Option<B::Call>);
+
+    fn start<R>(&self, service: &str, method: &str, req: &mut http::Request<R>) -> Self::Call {
+        let a = self.0.active().then(|| self.0.start(service, method, req));
+        let b = self.1.active().then(|| {
+            let _entered = a.as_ref().and_then(A::enter);
+            self.1.start(service, method, req)
+        });
+        (a, b)
+    }
+
+    fn enter(call: &Self::Call) -> Option<tracing::span::Entered<'_>> {
+        call.0.as_ref().and_then(A::enter)
+    }
+
+    fn end(&self, (a, b): Self::Call, code: i32) {
+        if let Some(b) = b {
+            self.1.end(b, code);
+        }
+        if let Some(a) = a {
+            self.0.end(a, code);
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.0.active() || self.1.active()
     }
 }
 
@@ -83,14 +118,16 @@ impl ClientObservation {
 }
 
 /// A client service under [`ClientObservation`].
-pub type ClientObserved<S> =
-    Observed<Observed<S, crate::metrics::RpcMetrics>, crate::telemetry::RpcSpan>;
+pub type ClientObserved<S> = Observed<S, (crate::telemetry::RpcSpan, crate::metrics::RpcMetrics)>;
 
 impl<S> Layer<S> for ClientObservation {
     type Service = ClientObserved<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        let metered = Observe::new(self.metrics.clone(), Side::Client).layer(inner);
-        Observe::new(crate::telemetry::RpcSpan(Side::Client), Side::Client).layer(metered)
+        let observer = (
+            crate::telemetry::RpcSpan(Side::Client),
+            self.metrics.clone(),
+        );
+        Observe::new(observer, Side::Client).layer(inner)
     }
 }
 
@@ -408,5 +445,78 @@ mod tests {
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"x");
         assert!(idle.0.0.lock().unwrap().is_empty());
+    }
+
+    /// Tells a shared log when it starts (and inside which span) and ends; `span` makes it
+    /// enter a span of that name, as the span observer does.
+    #[derive(Clone)]
+    struct Named {
+        name: &'static str,
+        span: bool,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Observer for Named {
+        type Call = Option<tracing::Span>;
+        fn start<B>(&self, _: &str, _: &str, _: &mut http::Request<B>) -> Self::Call {
+            let inside = tracing::Span::current()
+                .metadata()
+                .map_or("no span", |m| m.name());
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("start {} in {inside}", self.name));
+            self.span.then(|| tracing::info_span!("outer span"))
+        }
+        fn enter(call: &Self::Call) -> Option<tracing::span::Entered<'_>> {
+            call.as_ref().map(tracing::Span::enter)
+        }
+        fn end(&self, _: Self::Call, code: i32) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("end {} {code}", self.name));
+        }
+    }
+
+    #[tokio::test]
+    async fn paired_observers_nest_as_layers_would() {
+        let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let named = |name, span| Named {
+            name,
+            span,
+            log: log.clone(),
+        };
+        let idle = Idle::default();
+        let observers = (
+            named("span", true),
+            (named("metrics", false), (idle.clone(), named("log", false))),
+        );
+        let svc = tower::service_fn(|_req: http::Request<String>| async {
+            let answer = http::Response::builder()
+                .header("grpc-status", "5")
+                .body(http_body_util::Full::<bytes::Bytes>::default())
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(answer)
+        });
+        let svc = Observe::new(observers, Side::Server).layer(svc);
+        let resp = tower::ServiceExt::oneshot(svc, request(None)).await;
+        drop(resp);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "start span in no span",
+                "start metrics in outer span",
+                "start log in outer span",
+                "end log 5",
+                "end metrics 5",
+                "end span 5",
+            ]
+        );
+        assert!(
+            idle.0.0.lock().unwrap().is_empty(),
+            "an idle part is skipped"
+        );
     }
 }

@@ -24,6 +24,7 @@ use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
     EnvFilter,
+    filter::Targets,
     layer::SubscriberExt,
     registry::{LookupSpan, SpanRef},
     util::SubscriberInitExt,
@@ -153,14 +154,15 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
     let ids = provider.is_none().then_some(context::TraceIdsLayer);
 
-    let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (targets, env_filter) = log_filter(&args.log_filter);
     let json = match args.log_format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
     let result = tracing_subscriber::registry()
-        .with(filter)
+        .with(targets)
+        .with(env_filter)
         .with(otel)
         .with(ids)
         .with(json.then_some(json::JsonLog { service }))
@@ -175,6 +177,24 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
         );
     }
     TelemetryGuard { provider }
+}
+
+/// The filter `RUST_LOG` asks for, one of two: targets and levels only (the usual case) as a
+/// [`Targets`] filter, which decides once per callsite; span and field directives as an
+/// [`EnvFilter`], which must look every span up, under a read lock shared by all threads, when
+/// it opens, each time it is entered or left, and when it closes. A filter neither accepts
+/// falls back to `info`.
+fn log_filter(spec: &str) -> (Option<Targets>, Option<EnvFilter>) {
+    // Targets would read `[span]` as a target's name: span and field directives, and an empty
+    // filter (whose meaning users know from EnvFilter), are EnvFilter's.
+    let plain = !spec.trim().is_empty() && !spec.contains(['[', ']', '{', '}']);
+    match spec.parse::<Targets>() {
+        Ok(targets) if plain => (Some(targets), None),
+        _ => (
+            None,
+            Some(EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))),
+        ),
+    }
 }
 
 /// Reads W3C trace-context headers from an HTTP header map.
@@ -363,5 +383,44 @@ impl Observer for RpcAccessLog {
         } else {
             tracing::info!(parent: &call.span, grpc.code = grpc_code, elapsed_ms, "rpc handled");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn targets_and_levels_get_the_static_filter_with_their_meaning() {
+        let (targets, env) = log_filter("info");
+        let targets = targets.expect("a plain level is a Targets filter");
+        assert!(env.is_none());
+        assert!(targets.would_enable("gateway", &Level::INFO));
+        assert!(!targets.would_enable("gateway", &Level::DEBUG));
+
+        let (targets, _) = log_filter("warn,gateway::api=debug");
+        let targets = targets.expect("targets and levels");
+        assert!(targets.would_enable("gateway::api::books", &Level::DEBUG));
+        assert!(!targets.would_enable("gateway::pages", &Level::INFO));
+        assert!(targets.would_enable("hyper", &Level::WARN));
+    }
+
+    #[test]
+    fn span_directives_and_empty_or_bad_filters_go_to_env_filter() {
+        for spec in [
+            "[grpc.server]=debug",
+            "info,[{rpc.method=GetBook}]=trace",
+            "",
+            "  ",
+        ] {
+            let (targets, env) = log_filter(spec);
+            assert!(targets.is_none() && env.is_some(), "{spec:?}");
+        }
+        // Neither accepts it: `info`, as before.
+        let (targets, env) = log_filter("gateway=loud");
+        assert!(targets.is_none());
+        assert_eq!(env.unwrap().to_string(), "info");
     }
 }
