@@ -7,6 +7,7 @@
 
 pub mod alarm;
 pub mod cli;
+pub mod http;
 pub mod run;
 pub mod seed;
 pub mod shop;

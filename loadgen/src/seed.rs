@@ -23,10 +23,21 @@ use serde_json::{Value, json};
 use crate::{
     Error,
     cli::SeedArgs,
-    shop::{detail_of, http_client, random_seed, rng_for, traceparent},
+    shop::{detail_of, random_seed, rng_for, traceparent},
     stats::{Outcome, StepSummary},
     steps::Step,
 };
+
+/// The seeder's client: reqwest (the shoppers, who send far more requests, use the leaner
+/// [`crate::http::Http`]).
+fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("bookstore-loadgen/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+}
 
 /// The email of seeded user `i`.
 pub fn email(seed: u64, i: u32) -> String {

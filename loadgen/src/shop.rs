@@ -13,11 +13,13 @@ use std::{
 };
 
 use catalog::{Book, Digest};
-use futures_util::StreamExt;
+use http::Method;
+use http_body_util::BodyExt;
 use recommendations::synthetic::{Spec, SplitMix64, Synthetic};
 use serde_json::{Value, json};
 
 use crate::{
+    http::Failure,
     stats::Outcome,
     steps::{Expectations, Step},
 };
@@ -49,7 +51,7 @@ pub fn random_seed() -> u64 {
 
 /// A W3C `traceparent` (version 00, random trace and span ids, written by the platform's own
 /// writer) and its trace id.
-pub fn traceparent(rng: &mut SplitMix64, sampled: bool) -> (reqwest::header::HeaderValue, String) {
+pub fn traceparent(rng: &mut SplitMix64, sampled: bool) -> (http::HeaderValue, String) {
     let (a, b) = (rng.next_u64() | 1, rng.next_u64());
     let ids = platform::telemetry::context::TraceIds {
         trace_id: u128::from(a) << 64 | u128::from(b),
@@ -133,7 +135,7 @@ pub struct Done {
 
 /// Everything the shoppers share.
 pub struct Shop {
-    client: reqwest::Client,
+    http: crate::http::Http,
     base: String,
     /// Built-in books by id, for the words shoppers search.
     books: HashMap<i64, Book>,
@@ -169,15 +171,6 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
-pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .user_agent(concat!("bookstore-loadgen/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-}
-
 impl Shop {
     pub fn new(config: ShopConfig) -> Result<Self, crate::Error> {
         let books = catalog::builtin_books().map_err(|e| crate::Error::Catalog(e.to_string()))?;
@@ -195,7 +188,7 @@ impl Shop {
             },
         );
         Ok(Self {
-            client: http_client(config.timeout)?,
+            http: crate::http::Http::new(&config.target, config.timeout)?,
             base: config.target.trim_end_matches('/').to_owned(),
             books: books.into_iter().map(|b| (b.id, b)).collect(),
             readers,
@@ -452,11 +445,12 @@ impl Shop {
                 a.next_rating - 1
             };
             let r = &ratings[next % ratings.len().max(1)];
-            let req = self
-                .client
-                .put(format!("{}/api/v1/me/ratings/{}", self.base, r.book_id))
-                .bearer_auth(token)
-                .json(&json!({ "stars": r.stars }));
+            let req = self.http.request(
+                Method::PUT,
+                &format!("/api/v1/me/ratings/{}", r.book_id),
+                Some(token),
+                Some(&json!({ "stars": r.stars })),
+            );
             self.exchange(step, req, rng).await.0
         } else {
             self.get(
@@ -475,14 +469,16 @@ impl Shop {
     }
 
     async fn sign_up(&self, i: usize, rng: &mut SplitMix64) -> Done {
-        let req = self
-            .client
-            .post(format!("{}/api/v1/users", self.base))
-            .json(&json!({
+        let req = self.http.request(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(&json!({
                 "email": self.email(i),
                 "display_name": format!("Shopper {i}"),
                 "password": self.password(i),
-            }));
+            })),
+        );
         let (done, _) = self.exchange(Step::Signup, req, rng).await;
         match done.outcome.status() {
             Some(201 | 409) => self.account(i).exists = true,
@@ -493,10 +489,12 @@ impl Shop {
     }
 
     async fn sign_in(&self, i: usize, rng: &mut SplitMix64) -> Done {
-        let req = self
-            .client
-            .post(format!("{}/api/v1/sessions", self.base))
-            .json(&json!({ "email": self.email(i), "password": self.password(i) }));
+        let req = self.http.request(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some(&json!({ "email": self.email(i), "password": self.password(i) })),
+        );
         let (done, body) = self.exchange(Step::Signin, req, rng).await;
         if done.outcome.status() == Some(429) {
             self.auth_pause(Duration::from_secs(done.retry_after.unwrap_or(6)));
@@ -520,22 +518,18 @@ impl Shop {
         token: Option<&str>,
         rng: &mut SplitMix64,
     ) -> (Done, Option<bytes::Bytes>) {
-        let mut req = self.client.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
+        let req = self.http.request(Method::GET, &path, token, None);
         self.exchange(step, req, rng).await
     }
 
-    fn classify_error(&self, e: &reqwest::Error) -> Outcome {
-        if e.is_timeout() {
-            Outcome::Timeout {
+    fn classify_error(&self, e: &Failure) -> Outcome {
+        match e {
+            Failure::Timeout => Outcome::Timeout {
                 expected: self.expect.transport,
-            }
-        } else {
-            Outcome::Transport {
+            },
+            Failure::Transport(_) => Outcome::Transport {
                 expected: self.expect.transport,
-            }
+            },
         }
     }
 
@@ -555,41 +549,32 @@ impl Shop {
     async fn exchange(
         &self,
         step: Step,
-        req: reqwest::RequestBuilder,
+        mut req: http::Request<http_body_util::Full<bytes::Bytes>>,
         rng: &mut SplitMix64,
     ) -> (Done, Option<bytes::Bytes>) {
         let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
         let (tp, trace_id) = traceparent(rng, sampled);
-        let sent = req
-            .header("traceparent", tp)
-            .timeout(self.timeout)
-            .send()
-            .await;
+        req.headers_mut().insert("traceparent", tp);
         let mut retry_after = None;
-        let (outcome, detail, body) = match sent {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                retry_after = resp
-                    .headers()
+        let (outcome, detail, body) = match self.http.exchange(req, self.timeout).await {
+            Ok(answer) => {
+                let status = answer.status.as_u16();
+                retry_after = answer
+                    .headers
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok());
-                match resp.bytes().await {
-                    Ok(bytes) => {
-                        let outcome = self.classify_status(step, status);
-                        let detail = if status >= 400 {
-                            detail_of(&bytes)
-                        } else {
-                            String::new()
-                        };
-                        // Parsed only by the steps that read the answer (see `json`).
-                        let body = (status < 300).then_some(bytes);
-                        (outcome, detail, body)
-                    }
-                    Err(e) => (self.classify_error(&e), error_text(&e), None),
-                }
+                let outcome = self.classify_status(step, status);
+                let detail = if status >= 400 {
+                    detail_of(&answer.body)
+                } else {
+                    String::new()
+                };
+                // Parsed only by the steps that read the answer (see `json`).
+                let body = (status < 300).then_some(answer.body);
+                (outcome, detail, body)
             }
-            Err(e) => (self.classify_error(&e), error_text(&e), None),
+            Err(e) => (self.classify_error(&e), failure_text(&e), None),
         };
         (
             Done {
@@ -611,15 +596,15 @@ impl Shop {
         let step = Step::Feed;
         let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
         let (tp, trace_id) = traceparent(rng, sampled);
-        let opened = tokio::time::timeout(
-            self.timeout,
-            self.client
-                .get(format!("{}/api/v1/ratings/stream", self.base))
-                .header("accept", "text/event-stream")
-                .header("traceparent", tp)
-                .send(),
-        )
-        .await;
+        let mut req = self
+            .http
+            .request(Method::GET, "/api/v1/ratings/stream", None, None);
+        req.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        req.headers_mut().insert("traceparent", tp);
+        let opened = self.http.open(req, self.timeout).await;
         let mut done = Done {
             step,
             outcome: Outcome::Timeout {
@@ -632,30 +617,33 @@ impl Shop {
             retry_after: None,
         };
         let resp = match opened {
-            Err(_) => return done,
-            Ok(Err(e)) => {
+            Err(Failure::Timeout) => return done,
+            Err(e) => {
                 done.outcome = self.classify_error(&e);
-                done.detail = error_text(&e);
+                done.detail = failure_text(&e);
                 return done;
             }
-            Ok(Ok(resp)) => resp,
+            Ok(resp) => resp,
         };
         done.answered = Instant::now();
         let status = resp.status().as_u16();
         done.outcome = self.classify_status(step, status);
         done.detail.clear();
+        let mut body = resp.into_body();
         if status >= 300 {
-            let body = tokio::time::timeout(self.timeout, resp.bytes()).await;
-            done.detail = match body {
-                Ok(Ok(b)) => detail_of(&b),
+            let whole = tokio::time::timeout(self.timeout, body.collect()).await;
+            done.detail = match whole {
+                Ok(Ok(b)) => detail_of(&b.to_bytes()),
                 _ => String::new(),
             };
             return done;
         }
-        let mut stream = resp.bytes_stream();
         let mut pending: Vec<u8> = Vec::new();
         let until = tokio::time::Instant::now() + self.feed_time;
-        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(until, stream.next()).await {
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, body.frame()).await {
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             pending.extend_from_slice(&chunk);
             while let Some(n) = pending.iter().position(|&b| b == b'\n') {
                 if pending[..n].trim_ascii() == b"event: rating" {
@@ -672,16 +660,12 @@ impl Shop {
     }
 }
 
-/// The error and its causes in one line.
-fn error_text(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
+/// What a failed exchange says in the report.
+fn failure_text(e: &Failure) -> String {
+    match e {
+        Failure::Timeout => "timed out".to_owned(),
+        Failure::Transport(why) => why.clone(),
     }
-    s.chars().take(200).collect()
 }
 
 #[cfg(test)]
