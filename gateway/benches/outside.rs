@@ -933,7 +933,14 @@ fn verdict(met: bool, ratio_to_target: f64) -> String {
     if met {
         "met".to_owned()
     } else {
-        format!("**missed by {:.0}%**", (ratio_to_target - 1.0) * 100.0)
+        let pct = (ratio_to_target - 1.0) * 100.0;
+        // A miss under 1% still says by how much.
+        let shown = match pct {
+            p if p < 0.05 => "<0.1".to_owned(),
+            p if p < 1.0 => format!("{p:.1}"),
+            p => format!("{p:.0}"),
+        };
+        format!("**missed by {shown}%**")
     }
 }
 
