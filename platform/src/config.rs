@@ -170,7 +170,9 @@ pub struct TelemetryArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
-    /// Log filter in `tracing` EnvFilter syntax.
+    /// Log filter in `tracing` EnvFilter syntax. Targets and levels only (`info`,
+    /// `warn,gateway=debug`) are decided once per callsite; span and field directives
+    /// (`[grpc.server]=debug`) work too, at the price of a lookup on every span's entry and exit.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
     /// Share of successful, fast requests that get an access-log line (0.0-1.0); errors and
