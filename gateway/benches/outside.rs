@@ -57,8 +57,10 @@ struct Args {
 }
 
 /// Scenarios 1..=BARE_PAIRED (the suite over HTTP) each follow a run of the bare pair
-/// (scenario 0); the gRPC pair (5, 6) runs back to back.
+/// (scenario 0); the gRPC pair runs back to back, bare tonic first.
 const BARE_PAIRED: usize = 4;
+const GRPC_BARE: usize = 5;
+const GRPC_SUITE: usize = 6;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -774,10 +776,10 @@ fn main() {
     // just before it; GetBook to the bare tonic run just before it; two runs of the suite as
     // the ratio of their ratios to their own bare runs.
     let to_bare = |a: usize| -> Vec<f64> {
-        let reference = if a <= BARE_PAIRED {
-            &before[a]
-        } else {
-            &results[a - 1]
+        let reference = match a {
+            1..=BARE_PAIRED => &before[a],
+            GRPC_SUITE => &results[GRPC_BARE],
+            _ => unreachable!("scenario {a} has no reference run"),
         };
         results[a]
             .iter()
@@ -809,7 +811,7 @@ fn main() {
         ),
         ("home page ÷ bare pair's GET", to_bare(3), 3.0),
         ("home page signed in ÷ bare pair's GET", to_bare(4), 3.0),
-        ("direct GetBook ÷ bare tonic", to_bare(6), 1.5),
+        ("direct GetBook ÷ bare tonic", to_bare(GRPC_SUITE), 1.5),
         (
             "observability: spans and access logs (as deployed ÷ RUST_LOG=warn)",
             of_ratios(1, 2),

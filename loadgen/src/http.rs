@@ -87,13 +87,12 @@ impl Http {
         token: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Request<Full<Bytes>> {
-        let path = if self.prefix.is_empty() {
-            PathAndQuery::try_from(path_and_query)
-        } else {
-            PathAndQuery::try_from(format!("{}{path_and_query}", self.prefix))
-        };
-        // The steps write their paths with percent-encoded values: always valid.
-        let path = path.unwrap_or_else(|_| PathAndQuery::from_static("/"));
+        let whole = format!("{}{path_and_query}", self.prefix);
+        // The steps percent-encode what they put in a path; whatever they missed is encoded
+        // here (as a URL parser would), never sent elsewhere.
+        let path = PathAndQuery::try_from(whole.as_str())
+            .or_else(|_| PathAndQuery::try_from(percent_encode_invalid(&whole)))
+            .unwrap_or_else(|_| PathAndQuery::from_static("/"));
         let uri = Uri::from_parts({
             let mut p = http::uri::Parts::default();
             p.scheme = Some(self.scheme.clone());
@@ -159,12 +158,34 @@ impl Http {
     }
 }
 
-/// The error and its causes in one line, at most 200 characters.
-fn failure(e: &dyn std::error::Error) -> Failure {
-    let mut s = e.to_string();
-    let mut cause = e.source();
+/// `s` with every byte a URI's path and query may not hold percent-encoded.
+fn percent_encode_invalid(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A timeout when any cause is one (the connector's own connect timeout reports itself as an
+/// `io::Error` of kind `TimedOut`), else the error and its causes in one line, at most 200
+/// characters.
+fn failure(e: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut s = String::new();
+    let mut cause = Some(e);
     while let Some(c) = cause {
-        s.push_str(": ");
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return Failure::Timeout;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
         s.push_str(&c.to_string());
         cause = c.source();
     }
@@ -200,6 +221,13 @@ mod tests {
                 .starts_with("bookstore-loadgen/")
         );
 
+        // What a step failed to encode is encoded, not dropped.
+        let req = http.request(Method::GET, "/api/v1/books/search?q=a b\"<é>", None, None);
+        assert_eq!(
+            req.uri().path_and_query().unwrap().as_str(),
+            "/shop/api/v1/books/search?q=a%20b%22%3C%C3%A9%3E"
+        );
+
         let plain = Http::new("http://localhost:1", Duration::from_secs(1)).unwrap();
         let req = plain.request(Method::GET, "/", None, None);
         assert_eq!(req.uri().to_string(), "http://localhost:1/");
@@ -218,6 +246,35 @@ mod tests {
             let e = Http::new(base, Duration::from_secs(1)).err().unwrap();
             assert!(e.to_string().contains(why), "{base}: {e}");
         }
+    }
+
+    #[test]
+    fn a_timed_out_cause_anywhere_is_a_timeout() {
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let timed_out = Wrapped(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timeout",
+        ));
+        assert_eq!(failure(&timed_out), Failure::Timeout);
+        let refused = Wrapped(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        assert_eq!(
+            failure(&refused),
+            Failure::Transport("client error (Connect): connection refused".into())
+        );
     }
 
     #[tokio::test]

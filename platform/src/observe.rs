@@ -44,9 +44,11 @@ pub trait Observer: Clone {
     }
 }
 
-/// Two observers as one: `A` outside, `B` inside, as if `A`'s layer wrapped `B`'s. `B` starts
-/// inside `A`'s span (when `A` enters one) and ends first; each only while [`Observer::active`].
-/// Only `A` enters around the polls (the observers here: the span first).
+/// Two observers as one: `A` outside, `B` inside, in the order of `A`'s layer wrapping `B`'s:
+/// `B` starts inside `A`'s span (when `A` enters one) and ends first; each only while
+/// [`Observer::active`]. Only `A` enters around the polls (the observers here: the span first).
+/// One difference from two layers: `B` ends outside `A`'s span, not inside it (the access log
+/// names its span itself, and the metrics have none).
 impl<A: Observer, B: Observer> Observer for (A, B) {
     type Call = (Option<A::Call>, Option<B::Call>);
 

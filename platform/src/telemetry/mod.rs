@@ -180,20 +180,22 @@ pub fn init(service: &'static str, args: &TelemetryArgs) -> TelemetryGuard {
 }
 
 /// The filter `RUST_LOG` asks for, one of two: targets and levels only (the usual case) as a
-/// [`Targets`] filter, which decides once per callsite; span and field directives as an
-/// [`EnvFilter`], which must look every span up, under a read lock shared by all threads, when
-/// it opens, each time it is entered or left, and when it closes. A filter neither accepts
-/// falls back to `info`.
+/// [`Targets`] filter, which decides once per callsite; anything else as an [`EnvFilter`], which
+/// must look every span up, under a read lock shared by all threads, when it opens, each time it
+/// is entered or left, and when it closes. A filter EnvFilter refuses means `info`, as before.
 fn log_filter(spec: &str) -> (Option<Targets>, Option<EnvFilter>) {
-    // Targets would read `[span]` as a target's name: span and field directives, and an empty
-    // filter (whose meaning users know from EnvFilter), are EnvFilter's.
-    let plain = !spec.trim().is_empty() && !spec.contains(['[', ']', '{', '}']);
+    let Ok(env) = EnvFilter::try_new(spec) else {
+        return (None, Some(EnvFilter::new("info")));
+    };
+    // Targets reads some specs otherwise than EnvFilter: `[span]` as a target's name, an empty
+    // piece (`info,`) as ERROR, a piece with spaces around it as a target with spaces. Those,
+    // and an empty filter, keep EnvFilter's meaning.
+    let plain = spec
+        .split(',')
+        .all(|d| !d.is_empty() && d.trim() == d && !d.contains(['[', ']', '{', '}']));
     match spec.parse::<Targets>() {
         Ok(targets) if plain => (Some(targets), None),
-        _ => (
-            None,
-            Some(EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))),
-        ),
+        _ => (None, Some(env)),
     }
 }
 
@@ -408,19 +410,26 @@ mod tests {
     }
 
     #[test]
-    fn span_directives_and_empty_or_bad_filters_go_to_env_filter() {
+    fn span_directives_and_odd_filters_keep_env_filter_meaning() {
         for spec in [
             "[grpc.server]=debug",
             "info,[{rpc.method=GetBook}]=trace",
             "",
             "  ",
+            // Targets would read the empty piece as ERROR for everything.
+            "info,",
+            "info,,gateway=debug",
         ] {
             let (targets, env) = log_filter(spec);
             assert!(targets.is_none() && env.is_some(), "{spec:?}");
         }
-        // Neither accepts it: `info`, as before.
-        let (targets, env) = log_filter("gateway=loud");
-        assert!(targets.is_none());
+        let (_, env) = log_filter("info,");
         assert_eq!(env.unwrap().to_string(), "info");
+        // EnvFilter refuses them (Targets would take them, meaning something else): `info`.
+        for spec in ["gateway=loud", "*=debug", "warn, gateway=debug"] {
+            let (targets, env) = log_filter(spec);
+            assert!(targets.is_none(), "{spec:?}");
+            assert_eq!(env.unwrap().to_string(), "info", "{spec:?}");
+        }
     }
 }
