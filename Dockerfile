@@ -70,7 +70,10 @@ COPY --from=binaries --chmod=0555 /out/ /usr/local/bin/
 USER 10001:10001
 WORKDIR /tmp
 # Containers bind every interface; Kubernetes manifests set the same values explicitly.
+# GLIBC_TUNABLES: glibc's per-thread cache keeps 64 freed blocks of each size instead of 7 (see
+# the README's "Release profile"): 3-6% less CPU per request, a few MiB more under load.
 ENV LOG_FORMAT=json \
-    RUST_LOG=info
+    RUST_LOG=info \
+    GLIBC_TUNABLES=glibc.malloc.tcache_count=64
 EXPOSE 8080 9090 9091 9092 9093 50051 50052 50053
 CMD ["/usr/local/bin/gateway", "--help"]

@@ -17,7 +17,8 @@ build: ## Build every binary (release)
 run: build ## Run the whole suite locally (SQLite files in .run/), print the URL; Ctrl-C stops it
 	@set -uo pipefail; mkdir -p $(RUN_DIR); \
 	[ -s $(RUN_DIR)/token_secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(RUN_DIR)/token_secret; \
-	export TOKEN_SECRET=$$(cat $(RUN_DIR)/token_secret) LOG_FORMAT=$${LOG_FORMAT:-text}; \
+	export TOKEN_SECRET=$$(cat $(RUN_DIR)/token_secret) LOG_FORMAT=$${LOG_FORMAT:-text} \
+	  GLIBC_TUNABLES=$${GLIBC_TUNABLES:-glibc.malloc.tcache_count=64}; \
 	stop() { kill $$(jobs -p) 2>/dev/null; wait; echo "suite stopped"; }; \
 	trap 'trap - EXIT; stop; exit 130' INT TERM; trap stop EXIT; \
 	declare -A pid admin=([marketplace]=9091 [recommendations]=9092 [users]=9093 [gateway]=9090); \

@@ -56,6 +56,9 @@ struct Args {
     bench: bool,
 }
 
+/// As the Dockerfile, `make run` and k8s/base/kustomization.yaml set it.
+const GLIBC_TUNABLES: &str = "glibc.malloc.tcache_count=64";
+
 /// Scenarios 1..=BARE_PAIRED (the suite over HTTP) each follow a run of the bare pair
 /// (scenario 0); the gRPC pair runs back to back, bare tonic first.
 const BARE_PAIRED: usize = 4;
@@ -120,6 +123,9 @@ fn spawn(
 ) -> Proc {
     let child = Command::new(bin)
         .args(args)
+        // The allocator setting the image and the manifests give every process, given here to
+        // the bare pair too: like the release profile, it is the machine's, not the suite's.
+        .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::null())
