@@ -841,11 +841,11 @@ fn main() {
     let per_round = args.latency_samples.div_ceil(rounds as u64);
     let _ = writeln!(
         report,
-        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a 2 s ramp-up: medians (min-max) of the rounds, max of all)\n"
+        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a 2 s ramp-up: medians (min-max) of the rounds, max of all; machine busy: the share of all cores in use during a run, servers and loadgen alike, from /proc/stat)\n"
     );
     let _ = writeln!(
         report,
-        "| request | stack | rate (req/s) | p50 | p99 | p99.9 | max | target (p99) | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| request | stack | rate (req/s) | machine busy | p50 | p99 | p99.9 | max | target (p99) | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     // Each row at half the median maximum rate of scenario `i`.
     let half = |i: usize| (stat(i, |r| r.rps).0 / 2.0).floor().max(1.0);
@@ -854,18 +854,19 @@ fn main() {
         ("GET /api/v1/books/{id}", "book_api", half(1), 2.0, &bare),
         ("GET / (home page, visitor)", "home", half(3), 5.0, &prod),
     ];
-    let mut seen: Vec<Vec<[f64; 4]>> = vec![Vec::new(); rows.len()];
+    let mut seen: Vec<Vec<[f64; 5]>> = vec![Vec::new(); rows.len()];
     for round in 0..rounds {
         for (r, (what, step, rate, _, stack)) in rows.iter().enumerate() {
             let l = open_loop(&bins, stack.http, step, *rate, per_round, round);
             eprintln!(
-                "latency {what} on {} at {rate}/s, round {}: p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms",
+                "latency {what} on {} at {rate}/s, round {}: p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms, machine {:.0}% busy",
                 stack.name,
                 round + 1,
                 l[0],
                 l[1],
                 l[2],
-                l[3]
+                l[3],
+                l[4] * 100.0
             );
             seen[r].push(l);
         }
@@ -874,11 +875,12 @@ fn main() {
         let q = |k: usize| median_min_max(runs.iter().map(|l| l[k]).collect());
         let ((p50, _, _), (p99, p99_lo, p99_hi), (p999, _, _)) = (q(0), q(1), q(2));
         let max = runs.iter().map(|l| l[3]).fold(f64::NAN, f64::max);
+        let busy = q(4).0 * 100.0;
         // The bare pair is the machine's reference, not held to the target.
         let judged = std::ptr::eq(*stack, &prod);
         let _ = writeln!(
             report,
-            "| {what} | {} | {rate:.0} | {p50:.2} ms | {p99:.2} ms ({p99_lo:.2}-{p99_hi:.2}) | {p999:.2} ms | {max:.2} ms | ≤ {target} ms | {} |",
+            "| {what} | {} | {rate:.0} | {busy:.0}% | {p50:.2} ms | {p99:.2} ms ({p99_lo:.2}-{p99_hi:.2}) | {p999:.2} ms | {max:.2} ms | ≤ {target} ms | {} |",
             stack.name,
             if judged {
                 verdict(p99 <= *target, p99 / target)
@@ -911,10 +913,11 @@ fn open_loop(
     rate: f64,
     samples: u64,
     round: usize,
-) -> [f64; 4] {
+) -> [f64; 5] {
     let weights = format!(
         "home=0,browse=0,search=0,book_page=0,similar=0,popular=0,signup=0,signin=0,rate=0,for_you=0,feed=0,book_api=0,{step}=1"
     );
+    let machine = machine_ticks();
     let out = Command::new(bins.join("loadgen"))
         .env("TOKIO_WORKER_THREADS", "1")
         .args(["--target", &format!("http://127.0.0.1:{port}")])
@@ -929,12 +932,34 @@ fn open_loop(
         .args(["--seed", &(7 + round).to_string()])
         .output()
         .expect("loadgen (cargo build --release --bins)");
+    let (busy, total) = machine_ticks();
+    let busy_share = (busy - machine.0) / (total - machine.1).max(1.0);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     if summary.is_null() {
         eprintln!("loadgen: {}", String::from_utf8_lossy(&out.stderr));
     }
     let l = &summary["latency_ms"];
-    ["p50", "p99", "p999", "max"].map(|k| l[k].as_f64().unwrap_or(f64::NAN))
+    let [p50, p99, p999, max] =
+        ["p50", "p99", "p999", "max"].map(|k| l[k].as_f64().unwrap_or(f64::NAN));
+    [p50, p99, p999, max, busy_share]
+}
+
+/// The whole machine's busy and total CPU ticks so far (`/proc/stat`: all but idle and iowait
+/// is busy), so a latency run can say how busy its cores were: the servers, loadgen and all.
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
 }
 
 fn verdict(met: bool, ratio_to_target: f64) -> String {
