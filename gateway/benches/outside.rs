@@ -841,7 +841,7 @@ fn main() {
     let per_round = args.latency_samples.div_ceil(rounds as u64);
     let _ = writeln!(
         report,
-        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a 2 s ramp-up: medians (min-max) of the rounds, max of all; machine busy: the share of all cores in use during a run, servers and loadgen alike, from /proc/stat)\n"
+        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a 2 s ramp-up: medians (min-max) of the rounds, max of all; machine busy: the share of all cores in use after the ramp-up, servers and loadgen alike, from /proc/stat)\n"
     );
     let _ = writeln!(
         report,
@@ -917,8 +917,7 @@ fn open_loop(
     let weights = format!(
         "home=0,browse=0,search=0,book_page=0,similar=0,popular=0,signup=0,signin=0,rate=0,for_you=0,feed=0,book_api=0,{step}=1"
     );
-    let machine = machine_ticks();
-    let out = Command::new(bins.join("loadgen"))
+    let child = Command::new(bins.join("loadgen"))
         .env("TOKIO_WORKER_THREADS", "1")
         .args(["--target", &format!("http://127.0.0.1:{port}")])
         .args([
@@ -930,8 +929,14 @@ fn open_loop(
         .args(["--duration", "0", "--warmup", "2s", "--weights", &weights])
         .args(["--json", "--progress-every", "0"])
         .args(["--seed", &(7 + round).to_string()])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("loadgen (cargo build --release --bins)");
+    // The cores' load is read over the measured part only, after the 2 s ramp-up.
+    std::thread::sleep(Duration::from_millis(2_050));
+    let machine = machine_ticks();
+    let out = child.wait_with_output().expect("loadgen's summary");
     let (busy, total) = machine_ticks();
     let busy_share = (busy - machine.0) / (total - machine.1).max(1.0);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
