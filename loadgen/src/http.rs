@@ -42,7 +42,6 @@ pub struct Http {
     authority: Authority,
     /// The base URL's path, without its trailing slash ("" for none).
     prefix: String,
-    user_agent: HeaderValue,
 }
 
 impl Http {
@@ -61,7 +60,7 @@ impl Http {
         }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        connector.set_connect_timeout(Some(crate::connect_timeout(timeout)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_timer(TokioTimer::new())
@@ -71,10 +70,6 @@ impl Http {
             scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').to_owned(),
-            user_agent: HeaderValue::from_static(concat!(
-                "bookstore-loadgen/",
-                env!("CARGO_PKG_VERSION")
-            )),
         })
     }
 
@@ -87,11 +82,12 @@ impl Http {
         token: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Request<Full<Bytes>> {
-        let whole = format!("{}{path_and_query}", self.prefix);
-        // The steps percent-encode what they put in a path; whatever they missed is encoded
-        // here (as a URL parser would), never sent elsewhere.
-        let path = PathAndQuery::try_from(whole.as_str())
-            .or_else(|_| PathAndQuery::try_from(percent_encode_invalid(&whole)))
+        let whole = || format!("{}{path_and_query}", self.prefix);
+        // Parsed where it was written (no second copy). The steps percent-encode what they put
+        // in a path; whatever they missed is encoded here (as a URL parser would), never sent
+        // elsewhere.
+        let path = PathAndQuery::from_maybe_shared(Bytes::from(whole()))
+            .or_else(|_| PathAndQuery::try_from(percent_encode_invalid(&whole())))
             .unwrap_or_else(|_| PathAndQuery::from_static("/"));
         let uri = Uri::from_parts({
             let mut p = http::uri::Parts::default();
@@ -101,13 +97,16 @@ impl Http {
             p
         })
         .unwrap_or_default();
+        let json = body.is_some();
         let body = body.map_or_else(Bytes::new, |v| Bytes::from(v.to_string()));
-        let json = !body.is_empty();
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         let h = req.headers_mut();
-        h.insert(header::USER_AGENT, self.user_agent.clone());
+        h.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(crate::USER_AGENT),
+        );
         if json {
             h.insert(
                 header::CONTENT_TYPE,

@@ -14,6 +14,14 @@ pub mod shop;
 pub mod stats;
 pub mod steps;
 
+/// The `user-agent` of every request loadgen sends.
+pub const USER_AGENT: &str = concat!("bookstore-loadgen/", env!("CARGO_PKG_VERSION"));
+
+/// How long a connection may take to set up: the request's timeout, at most 5 s.
+pub fn connect_timeout(timeout: std::time::Duration) -> std::time::Duration {
+    timeout.min(std::time::Duration::from_secs(5))
+}
+
 /// Why loadgen could not run at all (as opposed to a run that saw errors).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

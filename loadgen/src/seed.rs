@@ -32,8 +32,8 @@ use crate::{
 /// [`crate::http::Http`]).
 fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .user_agent(concat!("bookstore-loadgen/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(crate::USER_AGENT)
+        .connect_timeout(crate::connect_timeout(timeout))
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(30))
         .build()

@@ -552,9 +552,7 @@ impl Shop {
         mut req: http::Request<http_body_util::Full<bytes::Bytes>>,
         rng: &mut SplitMix64,
     ) -> (Done, Option<bytes::Bytes>) {
-        let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
-        let (tp, trace_id) = traceparent(rng, sampled);
-        req.headers_mut().insert("traceparent", tp);
+        let trace_id = self.trace(&mut req, rng);
         let mut retry_after = None;
         let (outcome, detail, body) = match self.http.exchange(req, self.timeout).await {
             Ok(answer) => {
@@ -590,12 +588,18 @@ impl Shop {
         )
     }
 
+    /// Gives `req` a fresh `traceparent` (sampled at the run's ratio); its trace id.
+    fn trace<B>(&self, req: &mut http::Request<B>, rng: &mut SplitMix64) -> String {
+        let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
+        let (tp, trace_id) = traceparent(rng, sampled);
+        req.headers_mut().insert("traceparent", tp);
+        trace_id
+    }
+
     /// Opens the live feed, reads it for `feed_time`, closes it. Its latency is the time to the
     /// response's headers; the rating events read are counted.
     async fn feed(&self, rng: &mut SplitMix64) -> Done {
         let step = Step::Feed;
-        let sampled = self.sample_ratio >= 1.0 || rng.unit() < self.sample_ratio;
-        let (tp, trace_id) = traceparent(rng, sampled);
         let mut req = self
             .http
             .request(Method::GET, "/api/v1/ratings/stream", None, None);
@@ -603,7 +607,7 @@ impl Shop {
             http::header::ACCEPT,
             http::HeaderValue::from_static("text/event-stream"),
         );
-        req.headers_mut().insert("traceparent", tp);
+        let trace_id = self.trace(&mut req, rng);
         let opened = self.http.open(req, self.timeout).await;
         let mut done = Done {
             step,
