@@ -59,6 +59,9 @@ struct Args {
 /// As the Dockerfile, `make run` and k8s/base/kustomization.yaml set it.
 const GLIBC_TUNABLES: &str = "glibc.malloc.tcache_count=64";
 
+/// Seconds of each open-loop run's ramp-up (sent, not measured).
+const WARMUP_S: u64 = 2;
+
 /// Scenarios 1..=BARE_PAIRED (the suite over HTTP) each follow a run of the bare pair
 /// (scenario 0); the gRPC pair runs back to back, bare tonic first.
 const BARE_PAIRED: usize = 4;
@@ -841,7 +844,7 @@ fn main() {
     let per_round = args.latency_samples.div_ceil(rounds as u64);
     let _ = writeln!(
         report,
-        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a 2 s ramp-up: medians (min-max) of the rounds, max of all; machine busy: the share of all cores in use after the ramp-up, servers and loadgen alike, from /proc/stat)\n"
+        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a {WARMUP_S} s ramp-up: medians (min-max) of the rounds, max of all; machine busy: the share of all cores in use after the ramp-up, servers and loadgen alike, from /proc/stat)\n"
     );
     let _ = writeln!(
         report,
@@ -926,15 +929,17 @@ fn open_loop(
             "--requests",
             &samples.to_string(),
         ])
-        .args(["--duration", "0", "--warmup", "2s", "--weights", &weights])
+        .args(["--duration", "0", "--warmup", &format!("{WARMUP_S}s")])
+        .args(["--weights", &weights])
         .args(["--json", "--progress-every", "0"])
         .args(["--seed", &(7 + round).to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("loadgen (cargo build --release --bins)");
-    // The cores' load is read over the measured part only, after the 2 s ramp-up.
-    std::thread::sleep(Duration::from_millis(2_050));
+    // The cores' load is read over the measured part only, after the ramp-up (and loadgen's
+    // start, a few ms).
+    std::thread::sleep(Duration::from_secs(WARMUP_S) + Duration::from_millis(50));
     let machine = machine_ticks();
     let out = child.wait_with_output().expect("loadgen's summary");
     let (busy, total) = machine_ticks();
