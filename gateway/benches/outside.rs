@@ -108,6 +108,17 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// A process's state letter (`R`, `S`, `Z`...), `None` once it is gone.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -844,11 +855,11 @@ fn main() {
     let per_round = args.latency_samples.div_ceil(rounds as u64);
     let _ = writeln!(
         report,
-        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a {WARMUP_S} s ramp-up: medians (min-max) of the rounds, max of all; machine busy: the share of all cores in use after the ramp-up, servers and loadgen alike, from /proc/stat)\n"
+        "\n## Latency at 50% of the measured maximum rate (open loop, loadgen, {rounds} alternating rounds of {per_round} samples each after a {WARMUP_S} s ramp-up: medians (min-max) of the rounds, max of all; machine busy: the share of all cores in use after the ramp-up, servers and loadgen alike: the cores' wall time less their idle time in /proc/stat; CPU per request sent, ramp-up included, of the stack's server processes and of loadgen)\n"
     );
     let _ = writeln!(
         report,
-        "| request | stack | rate (req/s) | machine busy | p50 | p99 | p99.9 | max | target (p99) | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| request | stack | rate (req/s) | machine busy | CPU µs / request: servers, loadgen | p50 | p99 | p99.9 | max | target (p99) | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     // Each row at half the median maximum rate of scenario `i`.
     let half = |i: usize| (stat(i, |r| r.rps).0 / 2.0).floor().max(1.0);
@@ -857,19 +868,21 @@ fn main() {
         ("GET /api/v1/books/{id}", "book_api", half(1), 2.0, &bare),
         ("GET / (home page, visitor)", "home", half(3), 5.0, &prod),
     ];
-    let mut seen: Vec<Vec<[f64; 5]>> = vec![Vec::new(); rows.len()];
+    let mut seen: Vec<Vec<[f64; 7]>> = vec![Vec::new(); rows.len()];
     for round in 0..rounds {
         for (r, (what, step, rate, _, stack)) in rows.iter().enumerate() {
-            let l = open_loop(&bins, stack.http, step, *rate, per_round, round);
+            let l = open_loop(&bins, stack, step, *rate, per_round, round);
             eprintln!(
-                "latency {what} on {} at {rate}/s, round {}: p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms, machine {:.0}% busy",
+                "latency {what} on {} at {rate}/s, round {}: p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms, machine {:.0}% busy, CPU µs/request: servers {:.0}, loadgen {:.0}",
                 stack.name,
                 round + 1,
                 l[0],
                 l[1],
                 l[2],
                 l[3],
-                l[4] * 100.0
+                l[4] * 100.0,
+                l[6],
+                l[5]
             );
             seen[r].push(l);
         }
@@ -879,11 +892,12 @@ fn main() {
         let ((p50, _, _), (p99, p99_lo, p99_hi), (p999, _, _)) = (q(0), q(1), q(2));
         let max = runs.iter().map(|l| l[3]).fold(f64::NAN, f64::max);
         let busy = q(4).0 * 100.0;
+        let (loadgen_us, servers_us) = (q(5).0, q(6).0);
         // The bare pair is the machine's reference, not held to the target.
         let judged = std::ptr::eq(*stack, &prod);
         let _ = writeln!(
             report,
-            "| {what} | {} | {rate:.0} | {busy:.0}% | {p50:.2} ms | {p99:.2} ms ({p99_lo:.2}-{p99_hi:.2}) | {p999:.2} ms | {max:.2} ms | ≤ {target} ms | {} |",
+            "| {what} | {} | {rate:.0} | {busy:.0}% | {servers_us:.0}, {loadgen_us:.0} | {p50:.2} ms | {p99:.2} ms ({p99_lo:.2}-{p99_hi:.2}) | {p999:.2} ms | {max:.2} ms | ≤ {target} ms | {} |",
             stack.name,
             if judged {
                 verdict(p99 <= *target, p99 / target)
@@ -911,12 +925,16 @@ fn main() {
 /// (with a thread per core loadgen cost about 60 µs per request, 48 on one).
 fn open_loop(
     bins: &Path,
-    port: u16,
+    stack: &Stack,
     step: &str,
     rate: f64,
     samples: u64,
     round: usize,
-) -> [f64; 5] {
+) -> [f64; 7] {
+    let port = stack.http;
+    let servers = stack.pids(&[]);
+    let servers_cpu = || servers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+    let servers_from = servers_cpu();
     let weights = format!(
         "home=0,browse=0,search=0,book_page=0,similar=0,popular=0,signup=0,signin=0,rate=0,for_you=0,feed=0,book_api=0,{step}=1"
     );
@@ -940,36 +958,73 @@ fn open_loop(
     // The cores' load is read over the measured part only, after the ramp-up (and loadgen's
     // start, a few ms).
     std::thread::sleep(Duration::from_secs(WARMUP_S) + Duration::from_millis(50));
-    let machine = machine_ticks();
-    let out = child.wait_with_output().expect("loadgen's summary");
-    let (busy, total) = machine_ticks();
-    let busy_share = (busy - machine.0) / (total - machine.1).max(1.0);
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let from = machine_idle();
+    let mut child = child;
+    let stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            s
+        })
+    });
+    let mut stdout = Vec::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = std::io::Read::read_to_end(&mut o, &mut stdout);
+    }
+    let busy_share = busy_share(from, machine_idle());
+    // loadgen's own CPU, read once it has exited but before it is reaped: a zombie's
+    // /proc/<pid>/stat still holds the times of all its threads. Per request sent, the ramp-up's
+    // included (half the rate over it).
+    let exited = Instant::now();
+    while proc_state(child.id()) != Some('Z') && exited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let loadgen_s = cpu_seconds(child.id());
+    let _ = child.wait();
+    let sent = samples as f64 + rate * WARMUP_S as f64 / 2.0;
+    let loadgen_us = loadgen_s * 1e6 / sent;
+    let servers_us = (servers_cpu() - servers_from) * 1e6 / sent;
+    let summary: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
     if summary.is_null() {
-        eprintln!("loadgen: {}", String::from_utf8_lossy(&out.stderr));
+        let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+        eprintln!("loadgen: {err}");
     }
     let l = &summary["latency_ms"];
     let [p50, p99, p999, max] =
         ["p50", "p99", "p999", "max"].map(|k| l[k].as_f64().unwrap_or(f64::NAN));
-    [p50, p99, p999, max, busy_share]
+    [p50, p99, p999, max, busy_share, loadgen_us, servers_us]
 }
 
-/// The whole machine's busy and total CPU ticks so far (`/proc/stat`: all but idle and iowait
-/// is busy), so a latency run can say how busy its cores were: the servers, loadgen and all.
-fn machine_ticks() -> (f64, f64) {
+/// The machine's idle time so far in seconds (`/proc/stat`: idle + iowait of all cores), when it
+/// was read and how many cores it has, so a latency run can say how busy its cores were: the servers, loadgen and all.
+///
+/// Busy is the cores' wall time less their idle time. The busy fields of `/proc/stat` are not
+/// used: they are sampled at the timer tick, and a load paced like the tick reads as anything
+/// from 0 to 100% (at 1,000 steps/s, 0.00-1.02 cores busy per second while the processes' own
+/// run time added up to 0.25-0.40), whereas idle time is measured when a core goes idle.
+fn machine_idle() -> (Instant, f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cores = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
     let ticks: Vec<f64> = stat
         .lines()
         .next()
         .unwrap_or_default()
         .split_whitespace()
         .skip(1)
-        .take(8)
+        .take(5)
         .filter_map(|t| t.parse().ok())
         .collect();
-    let total: f64 = ticks.iter().sum();
     let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
-    (total - idle, total)
+    (Instant::now(), idle / 100.0, cores.max(1) as f64)
+}
+
+/// The share of all cores busy between two readings of [`machine_idle`].
+fn busy_share(from: (Instant, f64, f64), to: (Instant, f64, f64)) -> f64 {
+    let wall = to.0.duration_since(from.0).as_secs_f64() * to.2;
+    ((wall - (to.1 - from.1)) / wall.max(f64::EPSILON)).clamp(0.0, 1.0)
 }
 
 fn verdict(met: bool, ratio_to_target: f64) -> String {
