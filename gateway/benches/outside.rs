@@ -868,7 +868,7 @@ fn main() {
         ("GET /api/v1/books/{id}", "book_api", half(1), 2.0, &bare),
         ("GET / (home page, visitor)", "home", half(3), 5.0, &prod),
     ];
-    let mut seen: Vec<Vec<[f64; 7]>> = vec![Vec::new(); rows.len()];
+    let mut seen: Vec<Vec<OpenLoop>> = vec![Vec::new(); rows.len()];
     for round in 0..rounds {
         for (r, (what, step, rate, _, stack)) in rows.iter().enumerate() {
             let l = open_loop(&bins, stack, step, *rate, per_round, round);
@@ -876,23 +876,24 @@ fn main() {
                 "latency {what} on {} at {rate}/s, round {}: p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms, machine {:.0}% busy, CPU µs/request: servers {:.0}, loadgen {:.0}",
                 stack.name,
                 round + 1,
-                l[0],
-                l[1],
-                l[2],
-                l[3],
-                l[4] * 100.0,
-                l[6],
-                l[5]
+                l.p50,
+                l.p99,
+                l.p999,
+                l.max,
+                l.busy * 100.0,
+                l.servers_us,
+                l.loadgen_us
             );
             seen[r].push(l);
         }
     }
     for ((what, _, rate, target, stack), runs) in rows.iter().zip(seen) {
-        let q = |k: usize| median_min_max(runs.iter().map(|l| l[k]).collect());
-        let ((p50, _, _), (p99, p99_lo, p99_hi), (p999, _, _)) = (q(0), q(1), q(2));
-        let max = runs.iter().map(|l| l[3]).fold(f64::NAN, f64::max);
-        let busy = q(4).0 * 100.0;
-        let (loadgen_us, servers_us) = (q(5).0, q(6).0);
+        let q = |f: fn(&OpenLoop) -> f64| median_min_max(runs.iter().map(f).collect());
+        let ((p50, _, _), (p99, p99_lo, p99_hi)) = (q(|l| l.p50), q(|l| l.p99));
+        let p999 = q(|l| l.p999).0;
+        let max = runs.iter().map(|l| l.max).fold(f64::NAN, f64::max);
+        let busy = q(|l| l.busy).0 * 100.0;
+        let (servers_us, loadgen_us) = (q(|l| l.servers_us).0, q(|l| l.loadgen_us).0);
         // The bare pair is the machine's reference, not held to the target.
         let judged = std::ptr::eq(*stack, &prod);
         let _ = writeln!(
@@ -917,10 +918,10 @@ fn main() {
     eprintln!("report written to {}", out.display());
 }
 
-/// One open-loop run of loadgen: `samples` of `step` at `rate` per second against `port`, after
+/// One open-loop run of loadgen: `samples` of `step` at `rate` per second against `stack`, after
 /// a 2-second warm-up whose rate ramps up to `rate` (started at full rate, loadgen opened a
 /// connection for nearly every request until the first answers came: 350 at 9,500/s, and that
-/// storm made the p99); latency p50, p99, p99.9 and max in ms. loadgen runs on one runtime
+/// storm made the p99); see [`OpenLoop`] for what it measures. loadgen runs on one runtime
 /// thread, which also paces the steps: on two cores that is CPU the stack under test gets instead
 /// (with a thread per core loadgen cost about 60 µs per request, 48 on one).
 fn open_loop(
@@ -930,7 +931,7 @@ fn open_loop(
     rate: f64,
     samples: u64,
     round: usize,
-) -> [f64; 7] {
+) -> OpenLoop {
     let port = stack.http;
     let servers = stack.pids(&[]);
     let servers_cpu = || servers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
@@ -938,7 +939,7 @@ fn open_loop(
     let weights = format!(
         "home=0,browse=0,search=0,book_page=0,similar=0,popular=0,signup=0,signin=0,rate=0,for_you=0,feed=0,book_api=0,{step}=1"
     );
-    let child = Command::new(bins.join("loadgen"))
+    let mut child = Command::new(bins.join("loadgen"))
         .env("TOKIO_WORKER_THREADS", "1")
         .args(["--target", &format!("http://127.0.0.1:{port}")])
         .args([
@@ -959,7 +960,6 @@ fn open_loop(
     // start, a few ms).
     std::thread::sleep(Duration::from_secs(WARMUP_S) + Duration::from_millis(50));
     let from = machine_idle();
-    let mut child = child;
     let stderr = child.stderr.take().map(|mut e| {
         std::thread::spawn(move || {
             let mut s = String::new();
@@ -984,19 +984,39 @@ fn open_loop(
     let sent = samples as f64 + rate * WARMUP_S as f64 / 2.0;
     let loadgen_us = loadgen_s * 1e6 / sent;
     let servers_us = (servers_cpu() - servers_from) * 1e6 / sent;
+    let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
     let summary: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
     if summary.is_null() {
-        let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
         eprintln!("loadgen: {err}");
     }
-    let l = &summary["latency_ms"];
-    let [p50, p99, p999, max] =
-        ["p50", "p99", "p999", "max"].map(|k| l[k].as_f64().unwrap_or(f64::NAN));
-    [p50, p99, p999, max, busy_share, loadgen_us, servers_us]
+    let ms = |k: &str| summary["latency_ms"][k].as_f64().unwrap_or(f64::NAN);
+    OpenLoop {
+        p50: ms("p50"),
+        p99: ms("p99"),
+        p999: ms("p999"),
+        max: ms("max"),
+        busy: busy_share,
+        servers_us,
+        loadgen_us,
+    }
+}
+
+/// What one open-loop run measured: latency in ms, the share of the cores busy, and CPU µs per
+/// request sent of the stack's server processes and of loadgen.
+#[derive(Clone, Copy)]
+struct OpenLoop {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    busy: f64,
+    servers_us: f64,
+    loadgen_us: f64,
 }
 
 /// The machine's idle time so far in seconds (`/proc/stat`: idle + iowait of all cores), when it
-/// was read and how many cores it has, so a latency run can say how busy its cores were: the servers, loadgen and all.
+/// was read and how many cores it has, so a latency run can say how busy its cores were: the
+/// servers, loadgen and all.
 ///
 /// Busy is the cores' wall time less their idle time. The busy fields of `/proc/stat` are not
 /// used: they are sampled at the timer tick, and a load paced like the tick reads as anything
