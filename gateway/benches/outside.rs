@@ -97,26 +97,25 @@ impl Proc {
     }
 }
 
+/// The fields of `/proc/<pid>/stat` from the third on (the state), `None` once the process is
+/// gone. They start after the command name's last `)`, since the name may hold spaces.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
 /// CPU time (user + system) of a process in seconds, threads that ended included.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = stat_fields(pid).unwrap_or_default();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime is field 14, stime 15 (1-based); `rest` starts at field 3.
+    // utime is field 14, stime 15 (1-based); the fields here start at field 3.
     (ticks(11) + ticks(12)) / 100.0
 }
 
 /// A process's state letter (`R`, `S`, `Z`...), `None` once it is gone.
 fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
+    stat_fields(pid)?.first()?.chars().next()
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -971,7 +970,7 @@ fn open_loop(
     if let Some(mut o) = child.stdout.take() {
         let _ = std::io::Read::read_to_end(&mut o, &mut stdout);
     }
-    let busy_share = busy_share(from, machine_idle());
+    let busy_share = busy_share(&from, &machine_idle());
     // loadgen's own CPU, read once it has exited but before it is reaped: a zombie's
     // /proc/<pid>/stat still holds the times of all its threads. Per request sent, the ramp-up's
     // included (half the rate over it).
@@ -1014,15 +1013,21 @@ struct OpenLoop {
     loadgen_us: f64,
 }
 
-/// The machine's idle time so far in seconds (`/proc/stat`: idle + iowait of all cores), when it
-/// was read and how many cores it has, so a latency run can say how busy its cores were: the
+/// A reading of the machine's idle time, so a latency run can say how busy its cores were: the
 /// servers, loadgen and all.
 ///
 /// Busy is the cores' wall time less their idle time. The busy fields of `/proc/stat` are not
 /// used: they are sampled at the timer tick, and a load paced like the tick reads as anything
 /// from 0 to 100% (at 1,000 steps/s, 0.00-1.02 cores busy per second while the processes' own
 /// run time added up to 0.25-0.40), whereas idle time is measured when a core goes idle.
-fn machine_idle() -> (Instant, f64, f64) {
+struct IdleReading {
+    at: Instant,
+    /// Idle + iowait of all cores so far, in seconds.
+    idle_s: f64,
+    cores: f64,
+}
+
+fn machine_idle() -> IdleReading {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let cores = stat
         .lines()
@@ -1038,13 +1043,17 @@ fn machine_idle() -> (Instant, f64, f64) {
         .filter_map(|t| t.parse().ok())
         .collect();
     let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
-    (Instant::now(), idle / 100.0, cores.max(1) as f64)
+    IdleReading {
+        at: Instant::now(),
+        idle_s: idle / 100.0,
+        cores: cores.max(1) as f64,
+    }
 }
 
 /// The share of all cores busy between two readings of [`machine_idle`].
-fn busy_share(from: (Instant, f64, f64), to: (Instant, f64, f64)) -> f64 {
-    let wall = to.0.duration_since(from.0).as_secs_f64() * to.2;
-    ((wall - (to.1 - from.1)) / wall.max(f64::EPSILON)).clamp(0.0, 1.0)
+fn busy_share(from: &IdleReading, to: &IdleReading) -> f64 {
+    let wall = to.at.duration_since(from.at).as_secs_f64() * to.cores;
+    ((wall - (to.idle_s - from.idle_s)) / wall.max(f64::EPSILON)).clamp(0.0, 1.0)
 }
 
 fn verdict(met: bool, ratio_to_target: f64) -> String {
