@@ -117,11 +117,13 @@ where
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
         let budget = call_budget(req.headers(), self.server_limit);
-        // The timer must exist before the inner call starts (see the module docs).
-        let sleep = budget.map(|b| Box::pin(tokio::time::sleep(b)));
+        // The deadline is fixed before the inner call starts (see the module docs); its timer is
+        // only made if the call does not answer at once.
+        let deadline = budget.and_then(|b| tokio::time::Instant::now().checked_add(b));
         DeadlineFuture {
             inner: self.inner.call(req),
-            sleep,
+            deadline,
+            sleep: None,
             budget,
         }
     }
@@ -132,6 +134,7 @@ pin_project_lite::pin_project! {
     pub struct DeadlineFuture<F> {
         #[pin]
         inner: F,
+        deadline: Option<tokio::time::Instant>,
         sleep: Option<Pin<Box<Sleep>>>,
         budget: Option<Duration>,
     }
@@ -148,9 +151,13 @@ where
         if let Poll::Ready(out) = this.inner.poll(cx) {
             return Poll::Ready(out);
         }
-        if let Some(sleep) = this.sleep.as_mut()
-            && sleep.as_mut().poll(cx).is_ready()
-        {
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
             let ms = this.budget.unwrap_or_default().as_millis();
             return Poll::Ready(Ok(tonic::Status::deadline_exceeded(format!(
                 "deadline exceeded: no answer within {ms} ms"

@@ -312,13 +312,11 @@ pub const SHED_PUSHBACK_MS: u64 = 100;
 impl<S, ReqB, ResB> Service<http::Request<ReqB>> for ShedService<S>
 where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
-    S::Future: Send + 'static,
-    ResB: Default + Send + 'static,
-    S::Error: Send + 'static,
+    ResB: Default,
 {
     type Response = http::Response<PermitBody<ResB>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = ShedFuture<S::Future, ResB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -331,16 +329,10 @@ where
             &self.limits.calls
         };
         match pool.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let fut = self.inner.call(req);
-                Box::pin(async move {
-                    let resp = fut.await?;
-                    Ok(resp.map(|inner| PermitBody {
-                        inner,
-                        permit: Some(permit),
-                    }))
-                })
-            }
+            Ok(permit) => ShedFuture::Admitted {
+                inner: self.inner.call(req),
+                permit: Some(permit),
+            },
             Err(_) => {
                 self.limits.shed.inc();
                 let mut resp: http::Response<ResB> = tonic::Status::resource_exhausted(
@@ -351,14 +343,46 @@ where
                     "grpc-retry-pushback-ms",
                     http::HeaderValue::from(SHED_PUSHBACK_MS),
                 );
-                Box::pin(async move {
-                    Ok(resp.map(|inner| PermitBody {
-                        inner,
-                        permit: None,
-                    }))
-                })
+                ShedFuture::Shed {
+                    refusal: Some(resp),
+                }
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`ShedService`]: an admitted call holding its permit, or the refusal.
+    #[project = ShedProjection]
+    pub enum ShedFuture<F, ResB> {
+        Admitted {
+            #[pin]
+            inner: F,
+            permit: Option<OwnedSemaphorePermit>,
+        },
+        Shed {
+            refusal: Option<http::Response<ResB>>,
+        },
+    }
+}
+
+impl<F, ResB, E> Future for ShedFuture<F, ResB>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Output = Result<http::Response<PermitBody<ResB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (resp, permit) = match self.project() {
+            ShedProjection::Admitted { inner, permit } => {
+                (std::task::ready!(inner.poll(cx))?, permit.take())
+            }
+            ShedProjection::Shed { refusal } => (
+                refusal.take().expect("ShedFuture polled after completion"),
+                None,
+            ),
+        };
+        Poll::Ready(Ok(resp.map(|inner| PermitBody { inner, permit })))
     }
 }
 

@@ -7,7 +7,9 @@
 //! - idempotent reads (`Get*`, `List*`, `Search*`, `BatchGet*`) that fail UNAVAILABLE are tried
 //!   again, at most twice, after a jittered backoff, with the time left sent on, and only while
 //!   the retry budget allows (gRFC A6 / Linkerd style: retries at most 20% of calls, plus a
-//!   floor of 10 per second). Writes are never retried.
+//!   floor of 10 per second). Writes are never retried, so they pass through as the caller
+//!   made them; a read's one message is kept (no copy) for a retry, with its request line and
+//!   headers.
 
 use std::{
     future::Future,
@@ -193,31 +195,46 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_grpc_timeout)
                 .map(|t| started + t);
-            let retryable = is_idempotent(platform::observe::split_grpc_path(req.uri().path()).1);
             policy.budget.deposit();
+            if !is_idempotent(platform::observe::split_grpc_path(req.uri().path()).1) {
+                // A write is sent once, as the caller made it: nothing is kept.
+                return match time_left(deadline) {
+                    Ok(left) => attempt_once(inner, req, &policy, left).await,
+                    Err(expired) => Ok(expired.response()),
+                };
+            }
             let (parts, body) = req.into_parts();
-            // Named only when a retry is counted or logged.
-            let method = || platform::observe::split_grpc_path(parts.uri.path()).1;
             // A unary request is one small message: kept so it can be sent again.
-            let body: Bytes = body.collect().await.map_err(BoxError::from)?.to_bytes();
+            let body = whole_body(body).await?;
+            // What a retry sends again: the request line and the headers. The extensions stay
+            // with the first attempt; only the layers outside this one read them.
+            let (method, version, uri, headers) = (
+                parts.method.clone(),
+                parts.version,
+                parts.uri.clone(),
+                parts.headers.clone(),
+            );
+            let rpc = || platform::observe::split_grpc_path(uri.path()).1;
+            let mut first = Some(parts);
             let mut attempt = 0u32;
             loop {
                 attempt += 1;
-                let left = match deadline {
-                    Some(d) => match d.checked_duration_since(Instant::now()) {
-                        Some(l) if !l.is_zero() => Some(l),
-                        _ => {
-                            return Ok(status_response(tonic::Status::deadline_exceeded(
-                                "Timeout expired",
-                            )));
-                        }
-                    },
-                    None => None,
+                let left = match time_left(deadline) {
+                    Ok(left) => left,
+                    Err(expired) => return Ok(expired.response()),
                 };
-                let mut req = http::Request::from_parts(
-                    parts.clone(),
-                    Body::new(http_body_util::Full::new(body.clone())),
-                );
+                let body = Body::new(http_body_util::Full::new(body.clone()));
+                let mut req = match first.take() {
+                    Some(parts) => http::Request::from_parts(parts, body),
+                    None => {
+                        let mut req = http::Request::new(body);
+                        *req.method_mut() = method.clone();
+                        *req.version_mut() = version;
+                        *req.uri_mut() = uri.clone();
+                        *req.headers_mut() = headers.clone();
+                        req
+                    }
+                };
                 // The header tells the server what is left; rewritten once time has gone by
                 // (a retry after its backoff), not for the microseconds before a first send.
                 if let Some(l) = left
@@ -234,13 +251,13 @@ where
                     }
                     Err(_) => true,
                 };
-                if !unavailable || !retryable || attempt >= MAX_ATTEMPTS {
+                if !unavailable || attempt >= MAX_ATTEMPTS {
                     return outcome;
                 }
                 if !policy.budget.withdraw() {
                     policy
                         .retries
-                        .with_label_values(&[policy.name, method(), "budget_exhausted"])
+                        .with_label_values(&[policy.name, rpc(), "budget_exhausted"])
                         .inc();
                     return outcome;
                 }
@@ -252,11 +269,11 @@ where
                 }
                 policy
                     .retries
-                    .with_label_values(&[policy.name, method(), "retried"])
+                    .with_label_values(&[policy.name, rpc(), "retried"])
                     .inc();
                 tracing::debug!(
                     upstream = policy.name,
-                    method = method(),
+                    method = rpc(),
                     attempt,
                     "retrying after UNAVAILABLE"
                 );
@@ -264,6 +281,42 @@ where
             }
         })
     }
+}
+
+/// The time left before `deadline` (`None`: no deadline), or [`Expired`] when none is.
+fn time_left(deadline: Option<Instant>) -> Result<Option<Duration>, Expired> {
+    match deadline.map(|d| d.checked_duration_since(Instant::now())) {
+        None => Ok(None),
+        Some(Some(l)) if !l.is_zero() => Ok(Some(l)),
+        Some(_) => Err(Expired),
+    }
+}
+
+/// A call's deadline has passed before an attempt.
+struct Expired;
+
+impl Expired {
+    /// The answer: DEADLINE_EXCEEDED, as tonic words its own.
+    fn response(self) -> http::Response<Body> {
+        status_response(tonic::Status::deadline_exceeded("Timeout expired"))
+    }
+}
+
+/// The whole of a request body: a unary call's one message is one frame, kept as it is (no
+/// copy); more frames are joined.
+async fn whole_body(mut body: Body) -> Result<Bytes, BoxError> {
+    let mut whole = Bytes::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BoxError::from)?.into_data() else {
+            continue;
+        };
+        whole = if whole.is_empty() {
+            data
+        } else {
+            [whole, data].concat().into()
+        };
+    }
+    Ok(whole)
 }
 
 /// One attempt: waits for a ready replica and for the answer, never past `left`.
@@ -290,9 +343,7 @@ where
     };
     match tokio::time::timeout(within, call).await {
         Ok(r) => r,
-        Err(_) => Ok(status_response(tonic::Status::deadline_exceeded(
-            "Timeout expired",
-        ))),
+        Err(_) => Ok(Expired.response()),
     }
 }
 
@@ -371,6 +422,82 @@ mod tests {
         let left = parse_grpc_timeout(&sent[1]).unwrap();
         assert!(left <= Duration::from_millis(4980), "{left:?}");
         assert!(left > Duration::from_secs(3), "{left:?}");
+    }
+
+    /// An upstream answering UNAVAILABLE to every call, recording each request's body and
+    /// `x-probe` header.
+    fn always_unavailable() -> (
+        impl Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send
+        + 'static,
+        Arc<std::sync::Mutex<Vec<(Bytes, String)>>>,
+    ) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let upstream = tower::service_fn({
+            let seen = seen.clone();
+            move |req: http::Request<Body>| {
+                let seen = seen.clone();
+                async move {
+                    let probe = req.headers()["x-probe"].to_str().unwrap().to_owned();
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    seen.lock().unwrap().push((body, probe));
+                    Ok::<_, std::convert::Infallible>(
+                        tonic::Status::unavailable("restarting").into_http(),
+                    )
+                }
+            }
+        });
+        (upstream, seen)
+    }
+
+    fn calls_to<S>(upstream: S) -> Calls<S> {
+        let retries = IntCounterVec::new(
+            prometheus::Opts::new("retries_total", "retries"),
+            &["upstream", "method", "outcome"],
+        )
+        .unwrap();
+        let policy = CallPolicy::new("marketplace", Arc::new(Replicas::with_ready(1)), retries);
+        Calls::new(upstream, Arc::new(policy))
+    }
+
+    fn request(method: &str) -> http::Request<Body> {
+        http::Request::builder()
+            .method(http::Method::POST)
+            .uri(format!(
+                "http://marketplace/bookstore.marketplace.v1.MarketplaceService/{method}"
+            ))
+            .header("grpc-timeout", "5S")
+            .header("x-probe", method)
+            .body(Body::new(http_body_util::Full::new(Bytes::from_static(
+                b"\0\0\0\0\x02\x08\x07",
+            ))))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_read_is_sent_again_whole_and_a_write_only_once() {
+        let (upstream, seen) = always_unavailable();
+        let mut calls = calls_to(upstream);
+        let answer = calls.call(request("GetBook")).await.unwrap();
+        assert_eq!(
+            platform::metrics::grpc_status(answer.headers()),
+            Some(tonic::Code::Unavailable as i32)
+        );
+        let attempts = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(attempts.len(), MAX_ATTEMPTS as usize, "{attempts:?}");
+        for (body, probe) in &attempts {
+            assert_eq!(&body[..], b"\0\0\0\0\x02\x08\x07");
+            assert_eq!(probe, "GetBook");
+        }
+        calls.call(request("RateBook")).await.unwrap();
+        let attempts = seen.lock().unwrap();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(&attempts[0].0[..], b"\0\0\0\0\x02\x08\x07");
     }
 
     #[test]
