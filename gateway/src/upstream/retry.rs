@@ -424,36 +424,10 @@ mod tests {
         assert!(left > Duration::from_secs(3), "{left:?}");
     }
 
-    /// An upstream answering UNAVAILABLE to every call, recording each request's body and
-    /// `x-probe` header.
-    fn always_unavailable() -> (
-        impl Service<
-            http::Request<Body>,
-            Response = http::Response<Body>,
-            Error = std::convert::Infallible,
-            Future = impl Send,
-        > + Clone
-        + Send
-        + 'static,
-        Arc<std::sync::Mutex<Vec<(Bytes, String)>>>,
-    ) {
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let upstream = tower::service_fn({
-            let seen = seen.clone();
-            move |req: http::Request<Body>| {
-                let seen = seen.clone();
-                async move {
-                    let probe = req.headers()["x-probe"].to_str().unwrap().to_owned();
-                    let body = req.into_body().collect().await.unwrap().to_bytes();
-                    seen.lock().unwrap().push((body, probe));
-                    Ok::<_, std::convert::Infallible>(
-                        tonic::Status::unavailable("restarting").into_http(),
-                    )
-                }
-            }
-        });
-        (upstream, seen)
-    }
+    use std::convert::Infallible;
+
+    /// Each request's body and `x-probe` header, as an upstream received them.
+    type Seen = Arc<std::sync::Mutex<Vec<(Bytes, String)>>>;
 
     fn calls_to<S>(upstream: S) -> Calls<S> {
         let retries = IntCounterVec::new(
@@ -481,7 +455,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_is_sent_again_whole_and_a_write_only_once() {
-        let (upstream, seen) = always_unavailable();
+        // An upstream answering UNAVAILABLE to every call.
+        let seen = Seen::default();
+        let upstream = tower::service_fn({
+            let seen = seen.clone();
+            move |req: http::Request<Body>| {
+                let seen = seen.clone();
+                async move {
+                    let probe = req.headers()["x-probe"].to_str().unwrap().to_owned();
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    seen.lock().unwrap().push((body, probe));
+                    Ok::<_, Infallible>(tonic::Status::unavailable("restarting").into_http())
+                }
+            }
+        });
         let mut calls = calls_to(upstream);
         let answer = calls.call(request("GetBook")).await.unwrap();
         assert_eq!(
