@@ -12,11 +12,15 @@ use std::{
     future::Future,
     path::PathBuf,
     pin::Pin,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
+use futures_util::future::Either;
 use prometheus::IntCounterVec;
 use serde::{Deserialize, Serialize};
 use tower::{Layer, Service};
@@ -110,6 +114,9 @@ pub fn code_from_name(name: &str) -> Option<tonic::Code> {
 #[derive(Clone)]
 pub struct Faults {
     current: Arc<RwLock<Arc<FaultConfig>>>,
+    /// Whether `current` has any rule: read on every call, written only by [`Faults::set`], so
+    /// calls without faults share no lock or count between the server's threads.
+    armed: Arc<AtomicBool>,
     health: Option<Health>,
     injected: IntCounterVec,
 }
@@ -118,6 +125,7 @@ impl Faults {
     pub fn new(metrics: &crate::metrics::Metrics, health: Option<Health>) -> Self {
         Self {
             current: Arc::default(),
+            armed: Arc::default(),
             health,
             injected: metrics.counter_vec(
                 "faults_injected_total",
@@ -140,6 +148,8 @@ impl Faults {
         let changed = {
             let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
             let changed = **cur != config;
+            self.armed
+                .store(!config.rules.is_empty(), Ordering::Release);
             *cur = Arc::new(config);
             changed
         };
@@ -176,6 +186,9 @@ impl Faults {
     }
 
     fn rule_for(&self, path: &str) -> Option<FaultRule> {
+        if !self.armed.load(Ordering::Acquire) {
+            return None;
+        }
         let cfg = self.get();
         if cfg.rules.is_empty() || path.starts_with("/grpc.") {
             return None;
@@ -227,7 +240,9 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    /// A call without a fault is the inner call itself, not boxed.
+    type Future =
+        Either<S::Future, Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -235,7 +250,7 @@ where
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
         let Some(rule) = self.faults.rule_for(req.uri().path()) else {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(self.inner.call(req));
         };
         // The service polled ready is the one that must be called; a clone takes its place.
         let clone = self.inner.clone();
@@ -243,7 +258,7 @@ where
         let (service, method) = split_grpc_path(req.uri().path());
         let (service, method) = (service.to_owned(), method.to_owned());
         let injected = self.faults.injected.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let latency =
                 rule.latency_ms + crate::random_below(rule.latency_jitter_ms.saturating_add(1));
             let span = tracing::Span::current();
@@ -271,7 +286,7 @@ where
                 return Ok(tonic::Status::new(code, "injected fault").into_http());
             }
             inner.call(req).await
-        })
+        }))
     }
 }
 
@@ -307,12 +322,13 @@ mod tests {
         assert_eq!(FaultConfig::parse("").unwrap(), FaultConfig::default());
     }
 
-    #[test]
-    fn a_rule_scoped_to_a_method_leaves_the_others_alone() {
+    #[tokio::test]
+    async fn a_rule_scoped_to_a_method_leaves_the_others_alone() {
         let f = Faults::new(&crate::metrics::Metrics::new(), None);
-        *f.current.write().unwrap() = Arc::new(
-            FaultConfig::parse(r#"{"rules":[{"method":"GetBook","latency_ms":5}]}"#).unwrap(),
-        );
+        let book = "/bookstore.marketplace.v1.MarketplaceService/GetBook";
+        assert!(f.rule_for(book).is_none());
+        f.set(FaultConfig::parse(r#"{"rules":[{"method":"GetBook","latency_ms":5}]}"#).unwrap())
+            .await;
         assert!(
             f.rule_for("/bookstore.marketplace.v1.MarketplaceService/GetBook")
                 .is_some()
@@ -322,5 +338,8 @@ mod tests {
                 .is_none()
         );
         assert!(f.rule_for("/grpc.health.v1.Health/Check").is_none());
+        // Switched off again: no call is looked at.
+        f.set(FaultConfig::default()).await;
+        assert!(f.rule_for(book).is_none());
     }
 }

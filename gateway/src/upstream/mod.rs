@@ -285,7 +285,13 @@ impl Deadline {
         cap: Duration,
     ) -> Result<Request<T>, Status> {
         let mut request = Request::new(message);
-        request.set_timeout(self.remaining()?.min(cap));
+        let left = self.remaining()?.min(cap);
+        // Whole milliseconds, rounded down: the header then repeats from call to call (a call
+        // made within the same millisecond of its request's budget), so HTTP/2 sends it as an
+        // index into its header table instead of encoding it anew, and the service decodes
+        // nothing. Under a millisecond it is sent as it is.
+        let whole_ms = Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        request.set_timeout(if whole_ms.is_zero() { left } else { whole_ms });
         if let Some(token) = auth {
             request
                 .metadata_mut()
@@ -315,8 +321,11 @@ mod tests {
             .unwrap();
         assert_eq!(r.metadata().get("authorization").unwrap(), "Bearer t0k3n");
         let timeout = r.metadata().get("grpc-timeout").unwrap().to_str().unwrap();
+        let sent = platform::deadline::parse_grpc_timeout(timeout).unwrap();
+        // Whole milliseconds, never more than what is left.
+        assert_eq!(sent.subsec_nanos() % 1_000_000, 0, "{timeout}");
         assert!(
-            timeout.ends_with('u') || timeout.ends_with('m'),
+            sent <= Duration::from_secs(2) && sent > Duration::from_millis(1900),
             "{timeout}"
         );
     }
