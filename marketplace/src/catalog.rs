@@ -10,8 +10,9 @@ pub use ::catalog::{Book, CatalogError};
 #[derive(Debug)]
 pub struct Catalog {
     books: Vec<Book>,
-    /// Positions ordered by id, for lookups by id.
-    by_id: Vec<u32>,
+    /// Each id with its book's position, ordered by id: a lookup searches this compact array
+    /// (160 KB for 10,000 books) and reads one book, instead of reading a book at every step.
+    by_id: Vec<(i64, u32)>,
     search: SearchIndex,
 }
 
@@ -44,8 +45,8 @@ impl Catalog {
             return Err(CatalogError::Embedded("the index does not match the books"));
         }
         books.shrink_to_fit();
-        let mut by_id: Vec<u32> = (0..books.len() as u32).collect();
-        by_id.sort_unstable_by_key(|&p| books[p as usize].id);
+        let mut by_id: Vec<(i64, u32)> = (0u32..).zip(&books).map(|(p, b)| (b.id, p)).collect();
+        by_id.sort_unstable();
         Ok(Self {
             books,
             by_id,
@@ -60,9 +61,9 @@ impl Catalog {
 
     pub fn get(&self, id: i64) -> Option<&Book> {
         self.by_id
-            .binary_search_by_key(&id, |&p| self.books[p as usize].id)
+            .binary_search_by_key(&id, |&(id, _)| id)
             .ok()
-            .map(|i| &self.books[self.by_id[i] as usize])
+            .map(|i| &self.books[self.by_id[i].1 as usize])
     }
 
     pub fn len(&self) -> usize {
