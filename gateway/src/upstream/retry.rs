@@ -185,7 +185,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
+        let mut inner = self.inner.clone();
         let policy = self.policy.clone();
         Box::pin(async move {
             let started = Instant::now();
@@ -199,7 +199,7 @@ where
             if !is_idempotent(platform::observe::split_grpc_path(req.uri().path()).1) {
                 // A write is sent once, as the caller made it: nothing is kept.
                 return match time_left(deadline) {
-                    Ok(left) => attempt_once(inner, req, &policy, left).await,
+                    Ok(left) => attempt_once(&mut inner, req, &policy, left).await,
                     Err(expired) => Ok(expired.response()),
                 };
             }
@@ -243,7 +243,8 @@ where
                 {
                     req.headers_mut().insert("grpc-timeout", v);
                 }
-                let outcome = attempt_once(inner.clone(), req, &policy, left).await;
+                // The same handle for every attempt: a clone of the channel allocates.
+                let outcome = attempt_once(&mut inner, req, &policy, left).await;
                 let unavailable = match &outcome {
                     Ok(resp) => {
                         platform::metrics::grpc_status(resp.headers())
@@ -321,7 +322,7 @@ async fn whole_body(mut body: Body) -> Result<Bytes, BoxError> {
 
 /// One attempt: waits for a ready replica and for the answer, never past `left`.
 async fn attempt_once<S>(
-    mut inner: S,
+    inner: &mut S,
     req: http::Request<Body>,
     policy: &CallPolicy,
     left: Option<Duration>,
