@@ -5,7 +5,8 @@
 //!
 //! tonic's own timeout (`Server::timeout`) sits outside every user layer and answers CANCELLED;
 //! the server therefore does not configure it. tonic still honours `grpc-timeout` outside, but its
-//! timer is created after this layer's, for the same duration, so this layer always answers first.
+//! deadline is fixed after this layer's (whose timer is made only for a call that does not answer
+//! at once), for the same duration, so this layer always answers first.
 
 use std::{
     future::Future,
