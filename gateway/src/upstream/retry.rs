@@ -379,6 +379,21 @@ mod tests {
         assert_eq!(reused.retries.load(Relaxed), 0);
     }
 
+    use std::convert::Infallible;
+
+    /// Each request's body and `x-probe` header, as an upstream received them.
+    type Seen = Arc<std::sync::Mutex<Vec<(Bytes, String)>>>;
+
+    fn calls_to<S>(upstream: S) -> Calls<S> {
+        let retries = IntCounterVec::new(
+            prometheus::Opts::new("retries_total", "retries"),
+            &["upstream", "method", "outcome"],
+        )
+        .unwrap();
+        let policy = CallPolicy::new("marketplace", Arc::new(Replicas::with_ready(1)), retries);
+        Calls::new(upstream, Arc::new(policy))
+    }
+
     #[tokio::test]
     async fn a_first_attempt_sends_the_callers_timeout_and_a_retry_what_is_left() {
         let sent = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -395,17 +410,11 @@ mod tests {
                     } else {
                         tonic::Status::ok("")
                     };
-                    Ok::<_, std::convert::Infallible>(status.into_http())
+                    Ok::<_, Infallible>(status.into_http())
                 }
             }
         });
-        let retries = IntCounterVec::new(
-            prometheus::Opts::new("retries_total", "retries"),
-            &["upstream", "method", "outcome"],
-        )
-        .unwrap();
-        let policy = CallPolicy::new("marketplace", Arc::new(Replicas::with_ready(1)), retries);
-        let mut calls = Calls::new(upstream, Arc::new(policy));
+        let mut calls = calls_to(upstream);
         let req = http::Request::builder()
             .uri("http://marketplace/bookstore.marketplace.v1.MarketplaceService/GetBook")
             .header("grpc-timeout", "5S")
@@ -423,21 +432,6 @@ mod tests {
         let left = parse_grpc_timeout(&sent[1]).unwrap();
         assert!(left <= Duration::from_millis(4980), "{left:?}");
         assert!(left > Duration::from_secs(3), "{left:?}");
-    }
-
-    use std::convert::Infallible;
-
-    /// Each request's body and `x-probe` header, as an upstream received them.
-    type Seen = Arc<std::sync::Mutex<Vec<(Bytes, String)>>>;
-
-    fn calls_to<S>(upstream: S) -> Calls<S> {
-        let retries = IntCounterVec::new(
-            prometheus::Opts::new("retries_total", "retries"),
-            &["upstream", "method", "outcome"],
-        )
-        .unwrap();
-        let policy = CallPolicy::new("marketplace", Arc::new(Replicas::with_ready(1)), retries);
-        Calls::new(upstream, Arc::new(policy))
     }
 
     fn request(method: &str) -> http::Request<Body> {
