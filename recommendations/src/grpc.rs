@@ -103,10 +103,14 @@ impl Recommendations {
     }
 
     fn to_proto(&self, recs: Vec<Recommendation>) -> Vec<pb::Recommendation> {
-        for r in &recs {
-            self.served_total
-                .with_label_values(&[r.source.label()])
-                .inc();
+        // One series lookup per source in the list, not one per recommendation.
+        for source in [Source::Popular, Source::Similar, Source::Personal] {
+            let n = recs.iter().filter(|r| r.source == source).count();
+            if n > 0 {
+                self.served_total
+                    .with_label_values(&[source.label()])
+                    .inc_by(n as u64);
+            }
         }
         // Recommendations come from a loaded engine, so its catalog is there.
         let catalog = self.engine.get().map(Recommender::catalog);

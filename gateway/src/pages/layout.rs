@@ -232,37 +232,44 @@ pub fn thousands(n: i64) -> Thousands {
 
 pub struct Thousands(i64);
 
-impl std::fmt::Display for Thousands {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write as _;
-        let mut digits = [0u8; 20];
+impl Thousands {
+    /// The number with its commas, written from the end of `buf` (20 digits, 6 commas and a
+    /// sign at most).
+    fn spelled<'a>(&self, buf: &'a mut [u8; 27]) -> &'a str {
         let mut n = self.0.unsigned_abs();
-        let mut len = 0;
+        let mut i = buf.len();
+        let mut digits = 0;
         loop {
-            digits[len] = b'0' + (n % 10) as u8;
-            len += 1;
+            if digits > 0 && digits % 3 == 0 {
+                i -= 1;
+                buf[i] = b',';
+            }
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            digits += 1;
             n /= 10;
             if n == 0 {
                 break;
             }
         }
         if self.0 < 0 {
-            f.write_char('-')?;
+            i -= 1;
+            buf[i] = b'-';
         }
-        for i in (0..len).rev() {
-            f.write_char(char::from(digits[i]))?;
-            if i > 0 && i % 3 == 0 {
-                f.write_char(',')?;
-            }
-        }
-        Ok(())
+        // Only ASCII digits, commas and a sign were written.
+        std::str::from_utf8(&buf[i..]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Thousands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.spelled(&mut [0; 27]))
     }
 }
 
 impl maud::Render for Thousands {
     fn render_to(&self, buffer: &mut String) {
-        use std::fmt::Write as _;
-        let _ = write!(buffer, "{self}");
+        buffer.push_str(self.spelled(&mut [0; 27]));
     }
 }
 
@@ -383,6 +390,10 @@ mod tests {
         assert_eq!(thousands(1000).to_string(), "1,000");
         assert_eq!(thousands(-1000).to_string(), "-1,000");
         assert_eq!(thousands(0).to_string(), "0");
+        assert_eq!(
+            maud::Render::render(&thousands(1234567)).into_string(),
+            "1,234,567"
+        );
         assert_eq!(
             thousands(i64::MIN).to_string(),
             "-9,223,372,036,854,775,808"
