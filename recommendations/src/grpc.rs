@@ -104,7 +104,7 @@ impl Recommendations {
 
     fn to_proto(&self, recs: Vec<Recommendation>) -> Vec<pb::Recommendation> {
         // One series lookup per source in the list, not one per recommendation.
-        for source in [Source::Popular, Source::Similar, Source::Personal] {
+        for source in Source::ALL {
             let n = recs.iter().filter(|r| r.source == source).count();
             if n > 0 {
                 self.served_total

@@ -24,6 +24,9 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every source, in the order of `label`'s arms (keep the two together).
+    pub const ALL: [Source; 3] = [Source::Popular, Source::Similar, Source::Personal];
+
     pub fn label(self) -> &'static str {
         match self {
             Source::Popular => "popular",
