@@ -56,6 +56,8 @@ pub struct Kit {
     /// Fault injection for drills (admin `/faults`, `FAULTS_FILE`).
     pub faults: Faults,
     name: &'static str,
+    /// Routes of the service's own beside `/metrics`, `/livez`, `/readyz` and `/faults`.
+    admin_routes: Option<axum::Router>,
     health_server:
         tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
     draining: watch::Sender<bool>,
@@ -75,9 +77,15 @@ impl Kit {
             metrics,
             health,
             name,
+            admin_routes: None,
             health_server,
             draining: watch::Sender::new(false),
         }
+    }
+
+    /// Serves `routes` on the admin port too (a service's own diagnostics).
+    pub fn admin_routes(&mut self, routes: axum::Router) {
+        self.admin_routes = Some(routes);
     }
 
     /// Resolves once draining has begun; long-lived streams end on it so the drain can finish.
@@ -112,6 +120,7 @@ impl Kit {
             health,
             faults,
             name,
+            admin_routes,
             health_server,
             draining,
         } = self;
@@ -172,9 +181,13 @@ impl Kit {
                     .watch_file(path, std::time::Duration::from_secs(2)),
             );
         }
+        let admin_router = admin::router(metrics.clone(), health.subscribe(), Some(faults));
         let admin = admin::AdminTask::spawn(
             admin_listener,
-            admin::router(metrics.clone(), health.subscribe(), Some(faults)),
+            match admin_routes {
+                Some(routes) => admin_router.merge(routes),
+                None => admin_router,
+            },
         );
 
         let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));

@@ -83,6 +83,15 @@ impl Metrics {
         g
     }
 
+    /// Registers a gauge that holds a fraction (seconds, ratios).
+    pub fn float_gauge(&self, name: &str, help: &str) -> prometheus::Gauge {
+        let g = prometheus::Gauge::new(name, help).expect("valid gauge");
+        self.registry
+            .register(Box::new(g.clone()))
+            .expect("metric registered once");
+        g
+    }
+
     /// The registry in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

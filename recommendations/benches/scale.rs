@@ -405,7 +405,9 @@ async fn write_db(path: &Path, synthetic: &Synthetic) -> Result<u64, Error> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Off);
     let mut conn = SqliteConnection::connect_with(&options).await?;
-    recommendations::store::MIGRATOR.run(&mut conn).await?;
+    recommendations::store::migrator(recommendations::store::Backend::Sqlite)
+        .run(&mut conn)
+        .await?;
     let statement = |rows: usize| {
         let mut sql =
             String::from("INSERT INTO ratings (user_id, book_id, stars, updated_at_ms) VALUES ");

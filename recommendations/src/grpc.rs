@@ -1,10 +1,7 @@
-//! The gRPC face of ratings and recommendations: validates requests, stores ratings, keeps the
-//! recommender and the live feed in step with what was stored.
+//! The gRPC face of ratings and recommendations: validates requests, stores ratings (each with
+//! its change logged), and answers from the index that the change log keeps in step.
 
-use std::{
-    pin::Pin,
-    sync::{Arc, OnceLock},
-};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::Stream;
 use platform::{
@@ -15,14 +12,14 @@ use prometheus::IntCounterVec;
 use protos::recommendations::v1::{
     self as pb, recommendations_service_server::RecommendationsService,
 };
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::watch;
 use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use crate::{
-    recommender::{Recommendation, Recommender, Source},
-    store::{RatingRow, RatingStore, StoreError},
+    changelog::Follower,
+    recommender::{Engine, Recommendation, Recommender, Source},
+    store::{Change, RatingRow, RatingStore, StoreError, Written},
 };
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -31,16 +28,18 @@ pub const DEFAULT_RECS: usize = 10;
 pub const MAX_RECS: usize = 50;
 /// How long a deleted user's tokens are refused: longer than any token lives.
 pub const MAX_TOKEN_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How long a write waits for its change to reach this replica's index, so that the caller's
+/// next read here sees it; the write is stored either way.
+pub const OWN_WRITE_WAIT: Duration = Duration::from_secs(1);
 
 /// The service; answers UNAVAILABLE until the catalog and the ratings are loaded.
 #[derive(Clone)]
 pub struct Recommendations {
     store: Arc<dyn RatingStore>,
-    engine: Arc<OnceLock<Recommender>>,
+    engine: Engine,
+    /// Applies every logged change to `engine` and carries it to the live feed.
+    log: Arc<Follower>,
     tokens: PageTokens,
-    /// Serialises writes so the database and the in-memory index apply them in one order.
-    writes: Arc<Mutex<()>>,
-    feed: broadcast::Sender<pb::WatchRatingsResponse>,
     draining: watch::Receiver<bool>,
     ratings_total: IntCounterVec,
     served_total: IntCounterVec,
@@ -51,7 +50,8 @@ pub struct Recommendations {
 impl Recommendations {
     pub fn new(
         store: Arc<dyn RatingStore>,
-        engine: Arc<OnceLock<Recommender>>,
+        engine: Engine,
+        log: Arc<Follower>,
         tokens: PageTokens,
         draining: watch::Receiver<bool>,
         metrics: &platform::metrics::Metrics,
@@ -59,9 +59,8 @@ impl Recommendations {
         Self {
             store,
             engine,
+            log,
             tokens,
-            writes: Arc::new(Mutex::new(())),
-            feed: broadcast::Sender::new(256),
             draining,
             ratings_total: metrics.counter_vec(
                 "recommendations_ratings_total",
@@ -83,10 +82,20 @@ impl Recommendations {
         self
     }
 
-    fn engine(&self) -> Result<&Recommender, Status> {
+    fn engine(&self) -> Result<Arc<Recommender>, Status> {
         self.engine
             .get()
             .ok_or_else(|| Status::unavailable("recommendations are still loading"))
+    }
+
+    /// Waits (bounded) until this replica's index holds the write at `position`.
+    async fn own_write(&self, position: i64) {
+        if !self.log.wait_applied(position, OWN_WRITE_WAIT).await {
+            tracing::warn!(
+                position,
+                "a write is stored but not yet in this replica's index"
+            );
+        }
     }
 
     /// A positive id of a book in the catalog.
@@ -113,7 +122,8 @@ impl Recommendations {
             }
         }
         // Recommendations come from a loaded engine, so its catalog is there.
-        let catalog = self.engine.get().map(Recommender::catalog);
+        let engine = self.engine.get();
+        let catalog = engine.as_deref().map(Recommender::catalog);
         recs.into_iter()
             .map(|r| {
                 let book = catalog.and_then(|c| Some((c, c.position(r.book_id)?)));
@@ -133,25 +143,6 @@ impl Recommendations {
                 }
             })
             .collect()
-    }
-
-    fn publish(&self, kind: pb::RatingEventKind, book_id: i64, stars: i64, at: i64) {
-        let title = self
-            .engine
-            .get()
-            .and_then(|e| e.catalog().title_of(book_id))
-            .unwrap_or_default();
-        // No receivers is fine: nobody is watching.
-        let _ = self.feed.send(pb::WatchRatingsResponse {
-            kind: kind as i32,
-            rating: Some(pb::Rating {
-                user_id: String::new(),
-                book_id,
-                stars: stars as i32,
-                update_time_unix_ms: at,
-            }),
-            title: title.to_owned(),
-        });
     }
 }
 
@@ -176,18 +167,26 @@ fn rating_proto(r: RatingRow) -> pb::Rating {
     }
 }
 
-/// Runs `work` in a task of its own and waits for it: dropping the waiting future (a cancelled
-/// call) leaves the task running to its end, so a committed write always reaches the index and
-/// the feed. The task carries the caller's span.
-async fn run_to_completion<T: Send + 'static>(
-    work: impl Future<Output = Result<T, Status>> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::spawn(work.instrument(tracing::Span::current()))
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "a write task failed");
-            Status::internal("the write did not complete")
-        })?
+/// A change of the log as the live feed shows it: no user, the book's title.
+fn feed_event(engine: &Engine, c: Change) -> pb::WatchRatingsResponse {
+    let (kind, stars) = match c.stars {
+        Some(stars) => (pb::RatingEventKind::Rated, stars),
+        None => (pb::RatingEventKind::Deleted, c.previous.unwrap_or_default()),
+    };
+    let title = engine
+        .get()
+        .and_then(|e| e.catalog().title_of(c.book_id).map(str::to_owned))
+        .unwrap_or_default();
+    pb::WatchRatingsResponse {
+        kind: kind as i32,
+        rating: Some(pb::Rating {
+            user_id: String::new(),
+            book_id: c.book_id,
+            stars: stars as i32,
+            update_time_unix_ms: c.at_ms,
+        }),
+        title,
+    }
 }
 
 type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRatingsResponse, Status>> + Send>>;
@@ -214,27 +213,14 @@ impl RecommendationsService for Recommendations {
             stars: i64::from(req.stars),
             updated_at_ms: platform::now_unix_ms(),
         };
-        // Store, index and publish run to the end in their own task even when the caller goes
-        // away (its future dropped) after the database committed.
-        let this = self.clone();
-        let (row, old) = run_to_completion(async move {
-            let _write = this.writes.lock().await;
-            let old = this.store.upsert(&row).await?;
-            this.engine()?
-                .record(&row.user_id, book_id, Some(row.stars));
-            this.ratings_total.with_label_values(&["rated"]).inc();
-            this.publish(
-                pb::RatingEventKind::Rated,
-                book_id,
-                row.stars,
-                row.updated_at_ms,
-            );
-            Ok((row, old))
-        })
-        .await?;
+        // Stored with its change logged in one transaction: once committed, every replica's
+        // index and feed get it from the log, even if this call is cancelled now.
+        let Written { previous, position } = self.store.upsert(&row).await?;
+        self.ratings_total.with_label_values(&["rated"]).inc();
+        self.own_write(position).await;
         Ok(Response::new(pb::RateBookResponse {
             rating: Some(rating_proto(row)),
-            created: old.is_none(),
+            created: previous.is_none(),
         }))
     }
 
@@ -245,28 +231,17 @@ impl RecommendationsService for Recommendations {
     ) -> Result<Response<pb::DeleteRatingResponse>, Status> {
         let me = caller(&request)?;
         let book_id = self.known_book(request.get_ref().book_id, "book_id")?;
-        let this = self.clone();
-        let old = run_to_completion(async move {
-            let _write = this.writes.lock().await;
-            let old = this.store.delete(&me.user_id, book_id).await?;
-            if let Some(stars) = old {
-                this.engine()?.record(&me.user_id, book_id, None);
-                this.ratings_total.with_label_values(&["deleted"]).inc();
-                this.publish(
-                    pb::RatingEventKind::Deleted,
-                    book_id,
-                    stars,
-                    platform::now_unix_ms(),
-                );
-            }
-            Ok(old)
-        })
-        .await?;
-        if old.is_none() {
+        let Some(written) = self
+            .store
+            .delete(&me.user_id, book_id, platform::now_unix_ms())
+            .await?
+        else {
             return Err(Status::not_found(format!(
                 "you have not rated book {book_id}"
             )));
-        }
+        };
+        self.ratings_total.with_label_values(&["deleted"]).inc();
+        self.own_write(written.position).await;
         Ok(Response::new(pb::DeleteRatingResponse {}))
     }
 
@@ -362,27 +337,21 @@ impl RecommendationsService for Recommendations {
         }
         // A token of the deleted user may still be valid for up to a token lifetime: it is
         // ended here first, so no rating can be added after the purge below.
-        let until_ms = platform::now_unix_ms() + MAX_TOKEN_LIFETIME_MS;
-        let this = self.clone();
-        let deleted = run_to_completion(async move {
-            let _write = this.writes.lock().await;
-            let key = Revocations::user_key(&user_id);
-            this.store.revoke(&key, until_ms).await?;
-            this.revocations.insert(key, until_ms / 1000 + 1);
-            let gone = this.store.delete_user(&user_id).await?;
-            let engine = this.engine()?;
-            let now = platform::now_unix_ms();
-            for &(book_id, stars) in &gone {
-                engine.record(&user_id, book_id, None);
-                this.ratings_total.with_label_values(&["deleted"]).inc();
-                this.publish(pb::RatingEventKind::Deleted, book_id, stars, now);
-            }
-            tracing::info!(user_id = %user_id, deleted = gone.len(), "ratings of a deleted account removed");
-            Ok(gone.len() as i64)
-        })
-        .await?;
+        let now = platform::now_unix_ms();
+        let until_ms = now + MAX_TOKEN_LIFETIME_MS;
+        let key = Revocations::user_key(&user_id);
+        self.store.revoke(&key, until_ms).await?;
+        self.revocations.insert(key, until_ms / 1000 + 1);
+        let positions = self.store.delete_user(&user_id, now).await?;
+        self.ratings_total
+            .with_label_values(&["deleted"])
+            .inc_by(positions.len() as u64);
+        if let Some(&last) = positions.iter().max() {
+            self.own_write(last).await;
+        }
+        tracing::info!(user_id = %user_id, deleted = positions.len(), "ratings of a deleted account removed");
         Ok(Response::new(pb::DeleteUserRatingsResponse {
-            deleted_count: deleted,
+            deleted_count: positions.len() as i64,
         }))
     }
 
@@ -420,11 +389,10 @@ impl RecommendationsService for Recommendations {
             self.known_book(filter, "book_id")?;
         }
         let mut draining = self.draining.clone();
+        let engine = self.engine.clone();
         let stream =
-            BroadcastStream::new(self.feed.subscribe()).filter_map(move |event| match event {
-                Ok(e) if filter == 0 || e.rating.as_ref().is_some_and(|r| r.book_id == filter) => {
-                    Some(Ok(e))
-                }
+            BroadcastStream::new(self.log.subscribe()).filter_map(move |event| match event {
+                Ok(c) if filter == 0 || c.book_id == filter => Some(Ok(feed_event(&engine, c))),
                 Ok(_) => None,
                 Err(lagged) => {
                     tracing::warn!(%lagged, "a feed watcher fell behind; events skipped");
@@ -436,95 +404,5 @@ impl RecommendationsService for Recommendations {
             let _ = draining.wait_for(|d| *d).await;
         });
         Ok(Response::new(Box::pin(stream)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use catalog::Digest;
-    use platform::auth::Caller;
-    use tokio::sync::Notify;
-
-    use super::*;
-
-    /// A store whose writes wait at a gate, then commit.
-    #[derive(Default)]
-    struct GatedStore {
-        entered: Notify,
-        gate: Notify,
-        rows: std::sync::Mutex<Vec<RatingRow>>,
-    }
-
-    #[tonic::async_trait]
-    impl RatingStore for GatedStore {
-        async fn upsert(&self, rating: &RatingRow) -> Result<Option<i64>, StoreError> {
-            self.entered.notify_one();
-            self.gate.notified().await;
-            self.rows.lock().unwrap().push(rating.clone());
-            Ok(None)
-        }
-        async fn delete(&self, _: &str, _: i64) -> Result<Option<i64>, StoreError> {
-            Ok(None)
-        }
-        async fn list_by_user(
-            &self,
-            _: &str,
-            _: u64,
-            _: u64,
-        ) -> Result<Vec<RatingRow>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn stream_all(&self) -> futures_util::stream::BoxStream<'_, Result<RatingRow, StoreError>> {
-            Box::pin(futures_util::stream::empty())
-        }
-        async fn delete_user(&self, _: &str) -> Result<Vec<(i64, i64)>, StoreError> {
-            Ok(Vec::new())
-        }
-        async fn revoke(&self, _: &str, _: i64) -> Result<(), StoreError> {
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn a_rating_whose_call_is_cancelled_still_reaches_the_index_and_the_feed() {
-        let store = Arc::new(GatedStore::default());
-        let engine = Arc::new(OnceLock::new());
-        let _ = engine.set(Recommender::new(Digest::builtin().unwrap()));
-        let (_drain, draining) = watch::channel(false);
-        let service = Recommendations::new(
-            store.clone(),
-            engine.clone(),
-            PageTokens::from_secret(None),
-            draining,
-            &platform::metrics::Metrics::new(),
-        );
-        let mut feed = service.feed.subscribe();
-        let mut request = Request::new(pb::RateBookRequest {
-            book_id: 1,
-            stars: 5,
-        });
-        request.extensions_mut().insert(Caller {
-            user_id: "ada".into(),
-            session_id: "s".into(),
-            expires_at: i64::MAX,
-        });
-        let call = service.rate_book(request);
-        tokio::select! {
-            _ = call => panic!("the store is gated: the call cannot finish"),
-            _ = store.entered.notified() => {}
-        }
-        // The call's future is gone; the database now commits.
-        store.gate.notify_one();
-        let event = tokio::time::timeout(Duration::from_secs(10), feed.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(event.rating.unwrap().book_id, 1);
-        assert_eq!(store.rows.lock().unwrap().len(), 1);
-        let engine = engine.get().unwrap();
-        assert_eq!(engine.stats().ratings, 1);
-        assert!(engine.for_user("ada", 3).iter().all(|r| r.book_id != 1));
     }
 }

@@ -1,7 +1,9 @@
 //! The recommendations service: ratings (stored in SQLite by default or PostgreSQL) and what to
-//! read next (popular, similar, personal), plus a live feed of ratings, over gRPC.
+//! read next (popular, similar, personal), plus a live feed of ratings, over gRPC. Replicas on
+//! one database agree: each follows the ratings' change log ([`changelog`]).
 #![forbid(unsafe_code)]
 
+pub mod changelog;
 pub mod grpc;
 pub mod popularity;
 pub mod recommender;
@@ -9,13 +11,7 @@ pub mod similarity;
 pub mod store;
 pub mod synthetic;
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    path::PathBuf,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use catalog::Digest;
 use platform::{
@@ -29,12 +25,11 @@ use protos::recommendations::v1::recommendations_service_server::Recommendations
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
-use futures_util::StreamExt;
-
 use crate::{
-    recommender::{LoadSummary, Recommender},
+    changelog::Follower,
+    recommender::Engine,
     similarity::Limits,
-    store::{RatingStore, SqlRatingStore, StoreError},
+    store::{Backend, RatingStore, SqlRatingStore},
 };
 
 /// The full gRPC name of the service, also its health service name.
@@ -83,6 +78,18 @@ pub struct Config {
     /// L: a reader's most recent liked books (4-5 stars) that seed their personal picks.
     #[arg(long, env = "PERSONAL_SEEDS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub personal_seeds: u32,
+    /// Longest wait in milliseconds between two reads of the ratings change log [default: 100
+    /// on SQLite, which is polled; 1000 on PostgreSQL, whose commits wake every replica at once].
+    #[arg(long, env = "LOG_POLL_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_poll_ms: Option<u64>,
+    /// Seconds a change stays in the log: a replica cut off from the database for longer
+    /// reloads its index from the ratings table when it comes back.
+    #[arg(long, env = "LOG_RETENTION_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..))]
+    pub log_retention_secs: u64,
+    /// Milliseconds a skipped log position (a write not yet committed) is awaited before it is
+    /// taken as rolled back.
+    #[arg(long, env = "LOG_GAP_WAIT_MS", default_value_t = 30_000)]
+    pub log_gap_wait_ms: u64,
     #[command(flatten)]
     pub serve: ServeArgs,
     #[command(flatten)]
@@ -98,6 +105,27 @@ pub enum Error {
     Secret(#[from] WeakSecret),
 }
 
+impl Config {
+    /// How the change log is followed.
+    pub fn log_settings(&self) -> changelog::Settings {
+        let backend = Backend::of_url(&self.database_url);
+        let poll = self.log_poll_ms.unwrap_or(match backend {
+            Backend::Sqlite => 100,
+            Backend::Postgres => 1_000,
+        });
+        changelog::Settings {
+            poll_every: Duration::from_millis(poll),
+            gap_wait: Duration::from_millis(self.log_gap_wait_ms),
+            retention: Duration::from_secs(self.log_retention_secs),
+            ..changelog::Settings::default()
+        }
+    }
+}
+
+/// The PostgreSQL `application_name` of a replica's listening session (find it in
+/// `pg_stat_activity`).
+pub const LISTENER_NAME: &str = "recommendations-log";
+
 /// Serves ratings and recommendations until `shutdown` resolves. Health turns SERVING once the
 /// catalog is loaded, the database is reachable and every stored rating is indexed.
 pub async fn run(
@@ -107,25 +135,33 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let key = TokenKey::new(&config.token_secret)?;
-    let kit = Kit::new(SERVICE_NAME).await;
+    let mut kit = Kit::new(SERVICE_NAME).await;
     let pool = LazyPool::default();
-    let store: Arc<dyn RatingStore> = Arc::new(SqlRatingStore::new(pool.clone()));
+    let backend = Backend::of_url(&config.database_url);
+    let store: Arc<dyn RatingStore> = Arc::new(SqlRatingStore::new(pool.clone(), backend));
     let revocations_pool = pool.clone();
-    let engine = Arc::new(OnceLock::new());
+    let engine = Engine::default();
     let tokens = PageTokens::from_secret(config.page_token_secret.as_ref());
-
-    let health = kit.health.clone();
-    let (slot, loader_store) = (engine.clone(), store.clone());
-    let (url, max, catalog_path) = (
-        config.database_url.clone(),
-        config.database_max_connections,
-        config.catalog_path.clone(),
-    );
     let limits = Limits {
         window: config.similarity_window as usize,
         neighbours: config.similarity_neighbours as usize,
         seeds: config.personal_seeds as usize,
     };
+    let follower = Arc::new(Follower::new(
+        store.clone(),
+        engine.clone(),
+        config.log_settings(),
+        &kit.metrics,
+    ));
+    kit.admin_routes(index_routes(follower.clone()));
+
+    let health = kit.health.clone();
+    let (url, max, catalog_path) = (
+        config.database_url.clone(),
+        config.database_max_connections,
+        config.catalog_path.clone(),
+    );
+    let log = follower.clone();
     tokio::spawn(async move {
         let catalog =
             tokio::task::spawn_blocking(move || Digest::load(catalog_path.as_deref())).await;
@@ -140,37 +176,19 @@ pub async fn run(
                 return;
             }
         };
-        let db = platform::database::connect_with_retry(&url, max, &store::MIGRATOR).await;
+        let db = platform::database::connect_with_retry(&url, max, &store::migrator(backend)).await;
         pool.set(db.clone());
-        let recommender = Recommender::with_limits(catalog, limits);
-        let mut delay = Duration::from_millis(100);
-        let started = std::time::Instant::now();
-        let summary = loop {
-            match load(&*loader_store, &recommender).await {
-                Ok(s) => break s,
-                Err(error) => {
-                    tracing::warn!(%error, "loading ratings failed; retrying");
-                    recommender.clear();
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
-        let stats = recommender.stats();
-        let _ = slot.set(recommender);
-        tracing::info!(
-            rows = summary.rows,
-            skipped = summary.skipped,
-            ratings = stats.ratings,
-            users = stats.users,
-            books = stats.books,
-            neighbour_entries = stats.neighbour_entries,
-            index_bytes = stats.approx_bytes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "recommender ready"
-        );
+        if backend == Backend::Postgres {
+            tokio::spawn(changelog::listen(url, LISTENER_NAME, log.clone()));
+        }
+        // SERVING once every stored rating is indexed; then the log and the database's health
+        // are followed side by side.
+        log.start(catalog, limits).await;
         health.set_serving(true).await;
-        platform::database::watch_health(db, health, Duration::from_secs(5)).await;
+        tokio::join!(
+            log.follow(),
+            platform::database::watch_health(db, health, Duration::from_secs(5))
+        );
     });
 
     // Ended tokens: recorded by DeleteUserRatings/RevokeSession, polled from the database so
@@ -181,8 +199,15 @@ pub async fn run(
         revocations.clone(),
         Duration::from_secs(1),
     ));
-    let service = grpc::Recommendations::new(store, engine, tokens, kit.draining(), &kit.metrics)
-        .with_revocations(revocations.clone());
+    let service = grpc::Recommendations::new(
+        store,
+        engine,
+        follower,
+        tokens,
+        kit.draining(),
+        &kit.metrics,
+    )
+    .with_revocations(revocations.clone());
     let service = RecommendationsServiceServer::with_interceptor(
         service,
         AuthInterceptor::with_revocations(key, revocations),
@@ -199,15 +224,23 @@ pub async fn run(
     Ok(())
 }
 
-/// Streams every stored rating into `recommender`, one row at a time.
-async fn load(
-    store: &dyn RatingStore,
-    recommender: &Recommender,
-) -> Result<LoadSummary, StoreError> {
-    let mut rows = store.stream_all();
-    let mut loader = recommender.loader();
-    while let Some(row) = rows.next().await {
-        loader.push(row?);
-    }
-    Ok(loader.finish())
+/// The admin port's `/index`: this replica's log position and index digest (503 while loading).
+fn index_routes(follower: Arc<Follower>) -> axum::Router {
+    axum::Router::new().route(
+        "/index",
+        axum::routing::get(move || {
+            let follower = follower.clone();
+            async move {
+                use axum::response::IntoResponse;
+                match tokio::task::spawn_blocking(move || follower.state()).await {
+                    Ok(Some(state)) => axum::Json(state).into_response(),
+                    _ => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "the index is loading\n",
+                    )
+                        .into_response(),
+                }
+            }
+        }),
+    )
 }

@@ -152,6 +152,33 @@ impl Recommender {
         self.read().index.stats()
     }
 
+    /// A fingerprint of the ratings held (every user's set) and of the per-book tallies: two
+    /// indexes over the same ratings have the same digest, whatever order the ratings came in.
+    pub fn digest(&self) -> IndexDigest {
+        let s = self.read();
+        let mut hash = Fnv1a::default();
+        let sets = s.index.rating_sets();
+        let mut ratings = 0;
+        for (user, set) in &sets {
+            hash.write(user.as_bytes());
+            hash.write(&[0xff]);
+            for r in set {
+                hash.write(&r.book.to_le_bytes());
+                hash.write(&r.stars.to_le_bytes());
+            }
+            ratings += set.len();
+        }
+        for t in &s.local {
+            hash.write(&t.count.to_le_bytes());
+            hash.write(&t.sum.to_le_bytes());
+        }
+        IndexDigest {
+            users: sets.len(),
+            ratings,
+            digest: format!("{:016x}", hash.0),
+        }
+    }
+
     fn title(&self, id: BookId) -> &str {
         self.catalog.title_of(id).unwrap_or("a book")
     }
@@ -254,6 +281,47 @@ impl Recommender {
             );
         }
         out
+    }
+}
+
+/// What [`Recommender::digest`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDigest {
+    pub users: usize,
+    pub ratings: usize,
+    /// 64-bit FNV-1a of the ratings and tallies, in hex.
+    pub digest: String,
+}
+
+/// FNV-1a, 64 bits: a stable fingerprint (not a defence against anyone).
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// The recommender this process serves from: absent until the first load, replaced whole
+/// when a replica reloads. Readers take the current one and keep it for their call.
+#[derive(Clone, Default)]
+pub struct Engine(Arc<RwLock<Option<Arc<Recommender>>>>);
+
+impl Engine {
+    pub fn get(&self) -> Option<Arc<Recommender>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, recommender: Arc<Recommender>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(recommender);
     }
 }
 
@@ -453,6 +521,9 @@ mod tests {
                 skipped: 2
             }
         );
+        assert_eq!(loaded.digest(), live.digest());
+        live.record("b", 3, None);
+        assert_ne!(loaded.digest(), live.digest());
         loaded.clear();
         assert_eq!(loaded.stats().ratings, 0);
         assert!(loaded.similar(1, 10).is_empty());

@@ -485,6 +485,23 @@ impl SimilarityIndex {
         }
     }
 
+    /// Every user's ratings as a set, users sorted by id and ratings by book: the part of the
+    /// index that a rebuild from the same ratings reproduces whatever order they arrived in.
+    pub fn rating_sets(&self) -> Vec<(&str, Vec<Rated>)> {
+        let mut users: Vec<(&str, Vec<Rated>)> = self
+            .users
+            .iter()
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(id, list)| {
+                let mut set = list.clone();
+                set.sort_unstable_by_key(|r| r.book);
+                (&**id, set)
+            })
+            .collect();
+        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        users
+    }
+
     /// Estimated heap bytes held (see the module documentation for the bound).
     pub fn approx_bytes(&self) -> usize {
         self.stats().approx_bytes

@@ -4,4 +4,5 @@
 mod helpers;
 mod ratings;
 mod recommending;
+mod replicas;
 mod storage;
