@@ -43,6 +43,9 @@ pub struct SuiteOptions {
     pub env_for: Vec<(String, String, String)>,
     /// Marketplace processes behind the gateway (at least one).
     pub marketplace_replicas: usize,
+    /// Recommendations processes behind the gateway (at least one), all on one ratings database:
+    /// `recommendations`, `recommendations-2`, ...
+    pub recommendations_replicas: usize,
     /// The ratings database (default: a SQLite file in the suite's folder).
     pub recommendations_db: Option<String>,
 }
@@ -139,7 +142,10 @@ impl Suite {
         let dir = std::env::temp_dir().join(format!("bookstore-suite-{}", random_hex(6)));
         std::fs::create_dir_all(&dir).expect("suite dir");
         let replicas = options.marketplace_replicas.max(1);
-        let p: Vec<u16> = (0..8 + 2 * (replicas - 1)).map(|_| free_port()).collect();
+        let rec_replicas = options.recommendations_replicas.max(1);
+        let p: Vec<u16> = (0..8 + 2 * (replicas - 1) + 2 * (rec_replicas - 1))
+            .map(|_| free_port())
+            .collect();
         let addr = |port: u16| format!("127.0.0.1:{port}");
         let common = |admin: u16| {
             vec![
@@ -180,25 +186,45 @@ impl Suite {
                 [common(*admin), vec![("GRPC_ADDR".into(), addr(*grpc))]].concat(),
             ));
         }
-        specs.push((
-            "recommendations".into(),
-            "recommendations".into(),
-            [
-                common(p[3]),
-                vec![
-                    ("GRPC_ADDR".into(), addr(p[2])),
-                    (
-                        "DATABASE_URL".into(),
-                        options
-                            .recommendations_db
-                            .clone()
-                            .unwrap_or_else(|| db("recommendations")),
-                    ),
-                    ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
-                ],
-            ]
-            .concat(),
-        ));
+        // Recommendations replicas: the first on p[2]/p[3], the others after the marketplace's.
+        let rec_ports: Vec<(u16, u16)> = (0..rec_replicas)
+            .map(|i| {
+                let extra = 8 + 2 * (replicas - 1) + 2 * i.saturating_sub(1);
+                if i == 0 {
+                    (p[2], p[3])
+                } else {
+                    (p[extra], p[extra + 1])
+                }
+            })
+            .collect();
+        let ratings_db = options
+            .recommendations_db
+            .clone()
+            .unwrap_or_else(|| db("recommendations"));
+        for (i, (grpc, admin)) in rec_ports.iter().enumerate() {
+            let name = if i == 0 {
+                "recommendations".to_owned()
+            } else {
+                format!("recommendations-{}", i + 1)
+            };
+            specs.push((
+                name,
+                "recommendations".into(),
+                [
+                    common(*admin),
+                    vec![
+                        ("GRPC_ADDR".into(), addr(*grpc)),
+                        ("DATABASE_URL".into(), ratings_db.clone()),
+                        ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                    ],
+                ]
+                .concat(),
+            ));
+        }
+        let rec_urls: Vec<String> = rec_ports
+            .iter()
+            .map(|(g, _)| format!("http://{}", addr(*g)))
+            .collect();
         specs.push((
             "users".into(),
             "users".into(),
@@ -228,10 +254,7 @@ impl Suite {
                 vec![
                     ("HTTP_ADDR".into(), addr(p[6])),
                     ("MARKETPLACE_URL".into(), market_urls.join(",")),
-                    (
-                        "RECOMMENDATIONS_URL".into(),
-                        format!("http://{}", addr(p[2])),
-                    ),
+                    ("RECOMMENDATIONS_URL".into(), rec_urls.join(",")),
                     ("USERS_URL".into(), format!("http://{}", addr(p[4]))),
                     // Suite tests sign many readers up from one address; the per-client
                     // budget itself is tested in gateway/tests/api.
