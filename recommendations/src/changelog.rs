@@ -18,7 +18,8 @@
 //! - **Retention.** Changes older than `retention` are deleted (by any replica, every tenth of
 //!   it), and the highest deleted position is recorded. A replica that finds its position below
 //!   that one has missed changes: it reloads a snapshot by itself, serving the old index until
-//!   the new one is built. A replica that was down simply starts from a snapshot.
+//!   the new one is built (its live feed skips the changes it missed). A replica that was down
+//!   simply starts from a snapshot.
 
 use std::{
     collections::BTreeMap,
@@ -127,6 +128,15 @@ struct LogMetrics {
 
 impl LogMetrics {
     fn new(metrics: &Metrics) -> Self {
+        let reloads = metrics.counter_vec(
+            "recommendations_log_loads_total",
+            "Index builds from a snapshot, by reason (start, behind: the log was pruned past this replica).",
+            &["reason"],
+        );
+        // Both series exist from the start, so the first reload is an increase.
+        for reason in ["start", "behind"] {
+            reloads.with_label_values(&[reason]);
+        }
         Self {
             position: metrics.gauge(
                 "recommendations_log_position",
@@ -154,11 +164,7 @@ impl LogMetrics {
                     &[],
                 )
                 .with_label_values(&[] as &[&str]),
-            reloads: metrics.counter_vec(
-                "recommendations_log_loads_total",
-                "Index builds from a snapshot, by reason (start, behind: the log was pruned past this replica).",
-                &["reason"],
-            ),
+            reloads,
             pruned: metrics
                 .counter_vec(
                     "recommendations_log_pruned_total",

@@ -1,7 +1,9 @@
 //! The dashboards and rules proven against the real thing: Debian's Prometheus, run with the
 //! cluster's own config (pod discovery swapped for a file of the same pod labels), scrapes the
-//! real suite while traffic flows; then every Grafana panel query and every recording and alert
-//! rule expression must return data, and a healthy suite must fire no alert.
+//! real suite (two recommendations replicas on one ratings database, as deployed) while traffic
+//! flows and a harmless drill runs; then every Grafana panel query and every recording and alert
+//! rule expression must return data, the per-replica panels must tell the replicas apart, and a
+//! healthy suite must fire no alert.
 //!
 //! Needs `prometheus` and `promtool` on the PATH (Debian's `prometheus` package). Without them
 //! the tests say so and pass, unless `BOOKSTORE_REQUIRE_PROMETHEUS=1` (CI sets it).
@@ -16,11 +18,15 @@ use std::{
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tests::{Suite, fresh_books, unique};
+use tests::{Suite, SuiteOptions, fresh_books, unique};
 use tokio::process::{Child, Command};
 
 /// The four processes, as their Deployments (and so the `service` label) name them.
 const SERVICES: [&str; 4] = ["gateway", "marketplace", "recommendations", "users"];
+
+/// Recommendations replicas the suite runs, on one ratings database, as the base manifests do:
+/// the per-replica panels must tell them apart.
+const RECOMMENDATIONS_REPLICAS: usize = 2;
 
 /// The `$__rate_interval` Grafana would use with a short scrape interval, and the others.
 const GRAFANA_BUILTINS: [(&str, &str); 4] = [
@@ -127,18 +133,30 @@ fn cluster_config_for_here(sd_file: &Path, self_port: u16, scrape: &str) -> Stri
     )
 }
 
-/// What the Kubernetes pod discovery would report for the suite's pods: one per process,
-/// annotated for scraping on its admin port, plus pods that must NOT be scraped. The discovered
-/// address is a port nothing listens on, as a pod's first container port would be: only the
-/// annotation's port reaches the admin server.
+/// The binary (and so the Deployment) of one of the suite's processes: `recommendations-2` is a
+/// second replica of `recommendations`.
+fn binary_of(process: &str) -> &str {
+    match process.rsplit_once('-') {
+        Some((binary, n)) if n.parse::<u32>().is_ok() => binary,
+        _ => process,
+    }
+}
+
+/// What the Kubernetes pod discovery would report for the suite's pods: one per process (the
+/// replicas of one Deployment share its labels and differ by pod name), annotated for scraping
+/// on its admin port, plus pods that must NOT be scraped. The discovered address is a port
+/// nothing listens on, as a pod's first container port would be: only the annotation's port
+/// reaches the admin server.
 fn discovered_pods(admin_urls: &[(String, String)]) -> Value {
     let mut pods: Vec<Value> = admin_urls
         .iter()
-        .map(|(name, url)| {
+        .map(|(process, url)| {
             let port = url.rsplit(':').next().expect("admin url with a port");
+            let name = binary_of(process);
+            let replica = process.strip_prefix(name).unwrap_or_default();
             let mut labels = json!({
                 "__meta_kubernetes_namespace": "bookstore",
-                "__meta_kubernetes_pod_name": format!("{name}-5d9c7b-x2x4q"),
+                "__meta_kubernetes_pod_name": format!("{name}-5d9c7b-x2x4q{replica}"),
                 "__meta_kubernetes_pod_ip": "127.0.0.1",
                 "__meta_kubernetes_pod_phase": "Running",
                 "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
@@ -583,13 +601,20 @@ async fn every_panel_and_rule_has_data_while_the_suite_serves() {
         eprintln!("skipped: runs only against a suite it starts (it scrapes loopback ports)");
         return;
     }
-    let suite = Suite::start().await;
+    let suite = Suite::start_options(SuiteOptions {
+        recommendations_replicas: RECOMMENDATIONS_REPLICAS,
+        ..SuiteOptions::default()
+    })
+    .await;
+    let processes = SERVICES.len() + RECOMMENDATIONS_REPLICAS - 1;
+    assert_eq!(suite.admin_urls.len(), processes, "{:?}", suite.admin_urls);
     let dir = temp_dir("prometheus");
     let p = Prometheus::start(&prometheus_bin, &suite, &dir).await;
 
-    // The relabelling found the four processes, on their annotated ports, named by their labels.
+    // The relabelling found every process (the four services, one of them twice), on their
+    // annotated ports, named by their labels.
     p.wait_until(
-        "four bookstore targets up",
+        "every bookstore target up",
         Duration::from_secs(30),
         async || {
             let Ok(up) = p.query(r#"up{job="bookstore"} == 1"#).await else {
@@ -599,7 +624,7 @@ async fn every_panel_and_rule_has_data_while_the_suite_serves() {
                 .iter()
                 .filter_map(|s| s["metric"]["service"].as_str())
                 .collect();
-            up.len() == SERVICES.len() && names == BTreeSet::from(SERVICES)
+            up.len() == processes && names == BTreeSet::from(SERVICES)
         },
     )
     .await;
@@ -607,9 +632,21 @@ async fn every_panel_and_rule_has_data_while_the_suite_serves() {
     let active = targets["activeTargets"].as_array().unwrap();
     assert_eq!(
         active.len(),
-        SERVICES.len() + 1,
-        "the four processes and Prometheus itself, not the pods that do not opt in: {active:#?}"
+        processes + 1,
+        "every process and Prometheus itself, not the pods that do not opt in: {active:#?}"
     );
+
+    // A drill while the traffic flows, as the "Faults injected" panel shows one: 1 ms of latency
+    // on every marketplace call, harmless to the alerts (no error, no slow p99).
+    let admin = Client::new();
+    let faults = format!("{}/faults", suite.admin("marketplace").unwrap());
+    let r = admin
+        .put(&faults)
+        .json(&json!({ "rules": [{ "latency_ms": 1 }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "PUT {faults}");
 
     // Traffic: bounded rounds, loopback only, spread over several scrapes.
     let c = Client::builder()
@@ -625,6 +662,8 @@ async fn every_panel_and_rule_has_data_while_the_suite_serves() {
         assert!(Instant::now() < deadline, "traffic took too long");
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
+    let r = admin.delete(&faults).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT, "DELETE {faults}");
     // Let the last round be scraped and the rules evaluated over it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     p.wait_until(
@@ -634,6 +673,35 @@ async fn every_panel_and_rule_has_data_while_the_suite_serves() {
             p.query("service:requests:rate5m")
                 .await
                 .is_ok_and(|s| s.len() == SERVICES.len())
+        },
+    )
+    .await;
+
+    // The per-replica panels draw one line per recommendations replica, told apart by the pod
+    // label, and the lines meet: every replica reads the change log to the same position,
+    // whichever replica took the ratings.
+    p.wait_until(
+        "every recommendations replica at the log's head",
+        Duration::from_secs(30),
+        async || {
+            let Ok(series) = p
+                .query("max by (pod, instance) (recommendations_log_position)")
+                .await
+            else {
+                return false;
+            };
+            let pods: BTreeSet<&str> = series
+                .iter()
+                .filter_map(|s| s["metric"]["pod"].as_str())
+                .collect();
+            let positions: BTreeSet<&str> = series
+                .iter()
+                .filter_map(|s| s["value"][1].as_str())
+                .collect();
+            pods.len() == RECOMMENDATIONS_REPLICAS
+                && series.len() == RECOMMENDATIONS_REPLICAS
+                && positions.len() == 1
+                && !positions.contains("0")
         },
     )
     .await;
