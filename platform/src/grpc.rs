@@ -277,11 +277,14 @@ pub fn streaming_methods(descriptor_sets: &[&[u8]]) -> Arc<HashSet<String>> {
 /// Limits the calls in progress; a call beyond the limit is answered RESOURCE_EXHAUSTED at once
 /// (load shedding) rather than queued behind the others. A call holds its permit until its
 /// response body ends, so a slow download or an open stream still counts. Streaming methods draw
-/// from a pool of their own, so long-lived streams cannot starve unary calls (nor the reverse).
+/// from a pool of their own, so long-lived streams cannot starve unary calls (nor the reverse),
+/// and health watches (the gateways' balancers) from a third, so no number of live feeds can
+/// keep a gateway from learning that a replica is up.
 #[derive(Clone)]
 pub struct ShedLayer {
     calls: Arc<Semaphore>,
     streams: Arc<Semaphore>,
+    health_watches: Arc<Semaphore>,
     streaming: Arc<HashSet<String>>,
     shed: IntCounter,
 }
@@ -296,6 +299,7 @@ impl ShedLayer {
         Self {
             calls: Arc::new(Semaphore::new(call_limit.max(1))),
             streams: Arc::new(Semaphore::new(stream_limit.max(1))),
+            health_watches: Arc::new(Semaphore::new(HEALTH_WATCHES)),
             streaming,
             shed,
         }
@@ -322,6 +326,11 @@ pub struct ShedService<S> {
 /// How long a shed caller is asked to wait before trying again (gRFC A6 server pushback).
 pub const SHED_PUSHBACK_MS: u64 = 100;
 
+/// `grpc.health.v1.Health/Watch` streams held at once, apart from STREAM_LIMIT: one per
+/// gateway replica (and per health-checking client), so a few hundred is ample.
+pub const HEALTH_WATCHES: usize = 256;
+const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
+
 impl<S, ReqB, ResB> Service<http::Request<ReqB>> for ShedService<S>
 where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
@@ -336,7 +345,10 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let pool = if self.limits.streaming.contains(req.uri().path()) {
+        let path = req.uri().path();
+        let pool = if path == HEALTH_WATCH {
+            &self.limits.health_watches
+        } else if self.limits.streaming.contains(path) {
             &self.limits.streams
         } else {
             &self.limits.calls

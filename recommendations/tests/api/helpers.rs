@@ -60,18 +60,23 @@ pub fn as_user<T>(message: T, user: &str) -> Request<T> {
 }
 
 pub async fn spawn_with(database_url: &str) -> TestService {
+    spawn_args(database_url, &[]).await
+}
+
+/// The service on `database_url` with extra command-line flags, SERVING.
+pub async fn spawn_args(database_url: &str, flags: &[&str]) -> TestService {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
-    let config = Config::try_parse_from([
+    let args = [
         "recommendations",
         "--token-secret",
         SECRET,
         "--database-url",
         database_url,
-    ])
-    .unwrap();
+    ];
+    let config = Config::try_parse_from(args.iter().chain(flags)).unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(recommendations::run(grpc, admin, config, async move {
         let _ = rx.await;

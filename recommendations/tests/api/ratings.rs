@@ -222,3 +222,41 @@ async fn the_feed_delivers_new_ratings_without_saying_who() {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn live_feeds_at_their_limit_never_starve_the_health_watches() {
+    let s = crate::helpers::spawn_args(
+        &platform::database::testing::sqlite_url("recs-streams"),
+        &["--stream-limit", "1"],
+    )
+    .await;
+    let _held = s
+        .client()
+        .watch_ratings(WatchRatingsRequest { book_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = s
+        .client()
+        .watch_ratings(WatchRatingsRequest { book_id: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    // A gateway's balancer still learns the replica's state.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel.clone());
+    for _ in 0..3 {
+        let mut watch = health
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: recommendations::SERVICE_NAME.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.status, tonic_health::ServingStatus::Serving as i32);
+    }
+}
