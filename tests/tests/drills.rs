@@ -214,8 +214,13 @@ async fn a_warmup_ramps_up_and_is_sent_but_left_out_of_the_summary() {
     assert_eq!(run.summary["warmup_s"], 1.0);
     // loadgen's own lateness is reported beside the latency.
     let lag = &run.summary["schedule_lag"];
-    assert!(lag["max_ms"].as_f64().unwrap() >= 0.0, "{lag}");
-    assert!(lag["late_over_1ms"].as_u64().unwrap() <= 100, "{lag}");
+    let (max_ms, late) = (
+        lag["max_ms"].as_f64().unwrap(),
+        lag["late_over_1ms"].as_u64().unwrap(),
+    );
+    // The two figures agree: some step was more than 1 ms late exactly when the worst one was.
+    assert!(max_ms.is_finite() && max_ms > 0.0, "{lag}");
+    assert_eq!(late > 0, max_ms > 1.0, "{lag}");
     let elapsed = run.summary["elapsed_s"].as_f64().unwrap();
     assert!((0.4..0.9).contains(&elapsed), "measured for {elapsed} s");
     // The ramp (200/s reached linearly over 1 s: 100 steps) went to the gateway too.
@@ -409,7 +414,10 @@ async fn recommendations_failing_degrade_pages_and_fail_only_their_routes() {
     }
     for step in ["rate", "for_you", "feed"] {
         let st = run.statuses(step);
-        assert!(st.iter().all(|&c| c == 503), "{step}: {st:?}");
+        assert!(
+            !st.is_empty() && st.iter().all(|&c| c == 503),
+            "{step}: {st:?}"
+        );
     }
 
     // loadgen's traceparent was continued by the gateway: an error's trace id is in its log.

@@ -275,12 +275,13 @@ async fn sigterm_to_the_gateway_answers_every_accepted_request_and_ends_open_str
     })
     .await;
     // A slow marketplace keeps requests in flight across the signal.
-    reqwest::Client::new()
+    let slow = reqwest::Client::new()
         .put(format!("{}/faults", s.admin("marketplace").unwrap()))
         .body(r#"{"rules":[{"method":"GetBook","latency_ms":150}]}"#)
         .send()
         .await
         .unwrap();
+    assert_eq!(slow.status(), StatusCode::OK, "the fault is set");
     let c = Client::new();
     let mut stream = c
         .get(format!("{}/api/v1/ratings/stream", s.base_url))
@@ -636,12 +637,13 @@ async fn a_burst_beyond_the_gateway_limit_is_shed_with_retry_after_not_queued() 
         ..SuiteOptions::default()
     })
     .await;
-    Client::new()
+    let slow = Client::new()
         .put(format!("{}/faults", s.admin("marketplace").unwrap()))
         .body(r#"{"rules":[{"method":"GetBook","latency_ms":400}]}"#)
         .send()
         .await
         .unwrap();
+    assert_eq!(slow.status(), StatusCode::OK, "the fault is set");
     let c = Client::new();
     let burst: Vec<_> = (0..20)
         .map(|i| {
