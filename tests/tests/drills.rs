@@ -1,4 +1,4 @@
-//! The drills of the README ("Drills: fault injection"), run with the real `loadgen` binary
+//! The drills of docs/reliability.md ("Drills: fault injection"), run with the real `loadgen` binary
 //! against the real suite: no fault, a slow marketplace, recommendations failing, users not
 //! ready; and `loadgen seed` run twice with one seed. Each run is bounded (a few hundred
 //! requests); `cargo test -p tests --test drills -- --nocapture` prints loadgen's summaries.
