@@ -1,9 +1,11 @@
 """A rehearsal of the Deployments without a cluster: each Deployment's real binary is started with
 the command, args and env its container is given (ConfigMap and Secret values resolved, `$(VAR)`
-expanded), every pod on its own loopback address standing in for its pod IP, every Service DNS name
-mapped to the address of the pod it selects and the port its targetPort names, PostgreSQL mapped to
-a local server. Then the kubelet's side is played: the container must listen on the containerPort
-that each Service's targetPort points to, and its startup, readiness and liveness probes are run as
+expanded), as many pods as the Deployment has replicas (or its HorizontalPodAutoscaler's
+minReplicas), every pod on its own loopback address standing in for its pod IP, every Service DNS
+name mapped to the address of the first pod it selects and the port its targetPort names, PostgreSQL
+mapped to a local server (without one, a Deployment's replicas share one SQLite file). Then the
+kubelet's side is played: the container must listen on the containerPort that each Service's
+targetPort points to, and its startup, readiness and liveness probes are run as
 the kubelet runs them (gRPC Health/Check with the probe's service, HTTP GET on path and port,
 TCP connect) within the probe's own period and failure threshold.
 """
@@ -42,11 +44,14 @@ class RehearsalError(AssertionError):
 
 @dataclass
 class Pod:
+    # The first replica is named after its Deployment, the others <deployment>-<index>.
     name: str
     ip: str
     labels: dict
     container: dict
     spec: dict
+    deployment: str = ""
+    index: int = 0
     env: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log: pathlib.Path | None = None
@@ -125,7 +130,10 @@ class Cluster:
         self.cms, self.secrets = config_maps(objects), secrets(objects)
         self.services = by_kind(objects, "Service")
         self.pods: dict[str, Pod] = {}
-        for i, (name, d) in enumerate(sorted(by_kind(objects, "Deployment").items())):
+        hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(objects, "HorizontalPodAutoscaler").values()
+                if h["spec"]["scaleTargetRef"].get("kind") == "Deployment"}
+        ips = (POD_IP_BASE.format(101 + i) for i in range(150))
+        for name, d in sorted(by_kind(objects, "Deployment").items()):
             template = d["spec"]["template"]
             if only and name not in only:
                 continue
@@ -136,12 +144,19 @@ class Cluster:
             containers = template["spec"]["containers"]
             if len(containers) != 1:
                 raise RehearsalError(f"Deployment {name}: expected one container")
-            self.pods[name] = Pod(name, POD_IP_BASE.format(101 + i), template["metadata"]["labels"],
-                                  containers[0], template["spec"])
+            replicas = d["spec"].get("replicas", hpas[name]["spec"].get("minReplicas", 1) if name in hpas else 1)
+            for index in range(replicas):
+                pod_name = name if index == 0 else f"{name}-{index}"
+                self.pods[pod_name] = Pod(pod_name, next(ips), template["metadata"]["labels"], containers[0],
+                                          template["spec"], deployment=name, index=index)
         self.postgres = postgres  # "host:port" of the local server, or None for SQLite
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="bookstore-rehearsal-"))
         # Readable by the pods' non-root user but not writable: a stand-in for the read-only root.
         self.workdir.chmod(0o755)
+
+    def replicas(self, deployment: str) -> list[Pod]:
+        """The pods standing in for a Deployment's replicas, in order."""
+        return [p for p in self.pods.values() if p.deployment == deployment]
 
     # ---- addresses ------------------------------------------------------------------------
     def service_address(self, host: str, port: int) -> str | None:
@@ -160,6 +175,8 @@ class Cluster:
         selector = service["spec"].get("selector") or {}
         backends = [p for p in self.pods.values() if selects(selector, p.labels)]
         if backends:
+            # A headless Service's name resolves to every ready pod (the gateway balances over
+            # them); here it stands for the first one, and tests reach the others by address.
             return f"{backends[0].ip}:{backends[0].port(target)}"
         statefulsets = [s for s in by_kind(self.objects, "StatefulSet").values()
                         if selects(selector, s["spec"]["template"]["metadata"]["labels"])]
@@ -183,7 +200,8 @@ class Cluster:
             try:
                 value = self._swap_address(value)
             except _UseSqlite:
-                value = f"sqlite://{self.workdir / pod.name}.db?mode=rwc"
+                # One file per Deployment: its replicas share it, as they share a PostgreSQL database.
+                value = f"sqlite://{self.workdir / pod.deployment}.db?mode=rwc"
             out[key] = value
         return out
 
@@ -226,7 +244,7 @@ class Cluster:
             binary.parent.mkdir(mode=0o755, exist_ok=True)
             shutil.copy2(built, binary)
             binary.chmod(0o555)
-        raw_env = resolve_env(c, self.cms, self.secrets, f"{pod.name}-0", pod.ip)
+        raw_env = resolve_env(c, self.cms, self.secrets, f"{pod.deployment}-{pod.index}", pod.ip)
         pod.env = self.localise(pod, raw_env)
         args = [expand(a, raw_env) for a in command[1:] + list(c.get("args") or [])]
         pod.log = self.workdir / f"{pod.name}.log"

@@ -205,6 +205,58 @@ def test_all_requests_with_the_observability_stack_fit_a_2_cpu_4_gib_laptop(over
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_keeps_a_replica_through_drains_and_rollouts(overlay):
+    objects = render(overlay)
+    deployments, pdbs = by_kind(objects, "Deployment"), by_kind(objects, "PodDisruptionBudget")
+    # recommendations too: its replicas agree by following one change log (issue 24).
+    assert _replicas(objects, deployments["recommendations"]) == 2
+    for name in SERVICES:
+        d = deployments[name]
+        assert _replicas(objects, d) >= 2, f"{name}: one replica is a single point of failure"
+        budget = pdbs[name]["spec"]
+        assert budget.get("minAvailable") == 1 and "maxUnavailable" not in budget, (name, budget)
+        strategy = d["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate", name
+        assert strategy["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}, (name, strategy)
+
+
+# Connections a pod opens beside its pool (DATABASE_MAX_CONNECTIONS): recommendations LISTENs
+# for the change log's commits on a session of its own.
+EXTRA_CONNECTIONS = {"recommendations": 1}
+
+
+def _postgres_settings(objects) -> dict[str, str]:
+    """The `-c name=value` settings the StatefulSet passes to postgres."""
+    args = pod_spec(by_kind(objects, "StatefulSet")["postgres"])["containers"][0].get("args") or []
+    return dict(args[i + 1].split("=", 1) for i, a in enumerate(args[:-1]) if a == "-c")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pool_of_a_rollout_fits_postgres_max_connections(overlay):
+    objects = render(overlay)
+    config_maps = {n: o.get("data") or {} for n, o in by_kind(objects, "ConfigMap").items()}
+    settings = _postgres_settings(objects)
+    budget = int(settings.get("max_connections", 100)) - int(settings.get("superuser_reserved_connections", 3))
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(objects, "HorizontalPodAutoscaler").values()}
+    used, lines = 0, []
+    for name, d in by_kind(suite(objects), "Deployment").items():
+        container = pod_spec(d)["containers"][0]
+        if not any(e["name"] == "DATABASE_URL" for e in container.get("env") or []):
+            continue
+        pool = _env(container, config_maps, "DATABASE_MAX_CONNECTIONS")
+        assert pool is not None, f"{name}: DATABASE_MAX_CONNECTIONS unset (the binary's default is 10)"
+        replicas = hpas[name]["spec"]["maxReplicas"] if name in hpas else _replicas(objects, d)
+        surge = d["spec"]["strategy"].get("rollingUpdate", {}).get("maxSurge", 0)
+        assert isinstance(surge, int), f"{name}: maxSurge {surge!r}: a count, so that the budget is exact"
+        pods, per_pod = replicas + surge, int(pool) + EXTRA_CONNECTIONS.get(name, 0)
+        used += pods * per_pod
+        lines.append(f"{name} {pods} x {per_pod}")
+    assert {"recommendations", "users"} <= {line.split()[0] for line in lines}, lines
+    print(f"{overlay}: {', '.join(lines)} = {used} of {budget} PostgreSQL connections")
+    assert used <= budget, (lines, used, budget)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_gateway_scales_on_cpu_and_is_the_only_door(overlay):
     objects = render(overlay)
     hpa = by_kind(objects, "HorizontalPodAutoscaler")["gateway"]
