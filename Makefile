@@ -15,16 +15,22 @@ build: ## Build every binary (release)
 
 .PHONY: run
 run: build ## Run the whole suite locally (SQLite files in .run/), print the URL; Ctrl-C stops it
-	@set -uo pipefail; mkdir -p $(RUN_DIR); \
-	[ -s $(RUN_DIR)/token_secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $(RUN_DIR)/token_secret; \
-	export TOKEN_SECRET=$$(cat $(RUN_DIR)/token_secret) LOG_FORMAT=$${LOG_FORMAT:-text} \
+	@set -uo pipefail; umask 077; mkdir -p $(RUN_DIR); rm -f $(RUN_DIR)/token_secret; \
+	if [ ! -s $(RUN_DIR)/token_signing_key ] || [ ! -s $(RUN_DIR)/token_public_keys ]; then \
+	  keys=$$(target/release/users keygen) || exit 1; \
+	  sed -n 's/^TOKEN_SIGNING_KEY=//p' <<<"$$keys" > $(RUN_DIR)/token_signing_key; \
+	  sed -n 's/^TOKEN_PUBLIC_KEYS=//p' <<<"$$keys" > $(RUN_DIR)/token_public_keys; unset keys; \
+	fi; \
+	chmod 600 $(RUN_DIR)/token_signing_key $(RUN_DIR)/token_public_keys; \
+	export TOKEN_PUBLIC_KEYS=$$(cat $(RUN_DIR)/token_public_keys) LOG_FORMAT=$${LOG_FORMAT:-text} \
 	  GLIBC_TUNABLES=$${GLIBC_TUNABLES:-glibc.malloc.tcache_count=64}; \
 	stop() { kill $$(jobs -p) 2>/dev/null; wait; echo "suite stopped"; }; \
 	trap 'trap - EXIT; stop; exit 130' INT TERM; trap stop EXIT; \
 	declare -A pid admin=([marketplace]=9091 [recommendations]=9092 [users]=9093 [gateway]=9090); \
 	target/release/marketplace & pid[marketplace]=$$!; \
 	DATABASE_URL="sqlite://$(RUN_DIR)/recommendations.db?mode=rwc" target/release/recommendations & pid[recommendations]=$$!; \
-	DATABASE_URL="sqlite://$(RUN_DIR)/users.db?mode=rwc" target/release/users & pid[users]=$$!; \
+	DATABASE_URL="sqlite://$(RUN_DIR)/users.db?mode=rwc" TOKEN_SIGNING_KEY="$$(cat $(RUN_DIR)/token_signing_key)" \
+	  target/release/users & pid[users]=$$!; \
 	target/release/gateway & pid[gateway]=$$!; \
 	for name in marketplace recommendations users gateway; do \
 	  ok=""; for i in $$(seq 1 300); do \
@@ -47,7 +53,8 @@ run: build ## Run the whole suite locally (SQLite files in .run/), print the URL
 	wait -n; echo "  make run: a process of the suite exited; stopping the others." >&2; exit 1
 
 .PHONY: test
-test: ## fmt, clippy, every test (unit, per-service, suite, traces, dashboards), then the deployment checks
+test: ## Links in README.md and docs/, fmt, clippy, every test (unit, per-service, suite, traces, dashboards), then the deployment checks
+	python3 docs/check_links.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
@@ -118,7 +125,7 @@ clean: ## Remove build output and local databases
 	rm -rf $(RUN_DIR)
 
 .PHONY: bench
-bench: bench-outside bench-recommendations ## Every benchmark: the suite from outside beside a bare floor; recommendations at 1M ratings
+bench: bench-outside bench-recommendations bench-replicas ## Every benchmark: the suite from outside beside a bare floor; recommendations at 1M ratings; three replicas converging
 
 .PHONY: bench-outside
 bench-outside: ## Release processes under wrk/h2load, CPU from /proc, beside a bare axum -> tonic pair (report: target/bench/outside.md)
@@ -130,6 +137,11 @@ bench-outside: ## Release processes under wrk/h2load, CPU from /proc, beside a b
 bench-recommendations: ## Recommendations over 1,000,000 synthetic ratings: RSS, exec->SERVING, p50/p99 (report in target/bench/)
 	$(CARGO) build --release -p recommendations --bin recommendations
 	$(CARGO) bench -p recommendations --bench scale -- --ratings $${RATINGS:-1000000} --users $${USERS:-50000}
+
+.PHONY: bench-replicas
+bench-replicas: ## Three recommendations replicas on one PostgreSQL (TEST_POSTGRES_URL): a rating's p50/p99/max to every replica at 50/s and 500/s, CPU per change (report: target/bench/replicas.md)
+	$(CARGO) build --release --bins
+	$(CARGO) bench -p recommendations --bench replicas -- $(REPLICAS_ARGS)
 
 # --- Load and seed data: loadgen against the `make run` suite (or LOAD_TARGET, e.g. a cluster) ---
 LOAD_TARGET ?= http://127.0.0.1:8080

@@ -78,7 +78,14 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-const TOKEN_SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
+/// The token key pair of this run: users signs with it, users and recommendations verify.
+static TOKEN_KEYS: std::sync::LazyLock<platform::auth::GeneratedKeys> =
+    std::sync::LazyLock::new(platform::auth::generate_keys);
+
+fn token_signing_key() -> String {
+    use secrecy::ExposeSecret;
+    TOKEN_KEYS.signing_key.expose_secret().to_owned()
+}
 
 /// One server process of a stack.
 struct Proc {
@@ -228,25 +235,56 @@ fn post_form(port: u16, path: &str, form: &str, cookie: Option<&str>) -> (u16, V
     (status, cookies)
 }
 
+/// The CSRF cookie and form token a visitor gets with the home page (the pages' forms need
+/// both).
+fn form_token(port: u16) -> (String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the gateway");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("ask for the home page");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let cookie = answer
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.trim().split(';').next().filter(|c| c.contains("csrf")))
+        .expect("a CSRF cookie")
+        .to_owned();
+    let token = answer
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form token")
+        .to_owned();
+    (cookie, token)
+}
+
 /// Signs a new reader up through the pages' form and rates a few books; their cookie header.
 fn signed_in_reader(port: u16) -> String {
     let email = format!("bench-{}@example.org", free_port());
+    let (csrf_cookie, token) = form_token(port);
     let (status, cookies) = post_form(
         port,
         "/signup",
-        &format!("email={email}&display_name=Bench&password=bench-password-1"),
-        None,
+        &format!("email={email}&display_name=Bench&password=bench-password-1&csrf={token}"),
+        Some(&csrf_cookie),
     );
     assert!(
         status == 303 && cookies.len() == 2,
         "sign-up answered {status} with cookies {cookies:?}"
     );
-    let cookie = cookies.join("; ");
+    let cookie = format!("{csrf_cookie}; {}", cookies.join("; "));
     for book in [1, 2, 3, 5, 8] {
         let (status, _) = post_form(
             port,
             &format!("/books/{book}/rating"),
-            "stars=5",
+            &format!("stars=5&csrf={token}"),
             Some(&cookie),
         );
         assert_eq!(status, 303, "rating book {book}");
@@ -336,7 +374,7 @@ fn suite(bins: &Path, name: &'static str, extra: &[(&'static str, String)], dir:
                 ("GRPC_ADDR", a(p[2])),
                 ("ADMIN_ADDR", a(p[3])),
                 ("DATABASE_URL", db("recommendations")),
-                ("TOKEN_SECRET", TOKEN_SECRET.into()),
+                ("TOKEN_PUBLIC_KEYS", TOKEN_KEYS.public_key.clone()),
             ]),
             Some(p[3]),
         ),
@@ -348,7 +386,8 @@ fn suite(bins: &Path, name: &'static str, extra: &[(&'static str, String)], dir:
                 ("GRPC_ADDR", a(p[4])),
                 ("ADMIN_ADDR", a(p[5])),
                 ("DATABASE_URL", db("users")),
-                ("TOKEN_SECRET", TOKEN_SECRET.into()),
+                ("TOKEN_SIGNING_KEY", token_signing_key()),
+                ("TOKEN_PUBLIC_KEYS", TOKEN_KEYS.public_key.clone()),
             ]),
             Some(p[5]),
         ),
@@ -600,8 +639,11 @@ fn main() {
             let mut env: Vec<(&str, String)> = vec![
                 (flag, format!("127.0.0.1:{g}")),
                 ("ADMIN_ADDR", format!("127.0.0.1:{a}")),
-                ("TOKEN_SECRET", TOKEN_SECRET.into()),
+                ("TOKEN_PUBLIC_KEYS", TOKEN_KEYS.public_key.clone()),
             ];
+            if svc == "users" {
+                env.push(("TOKEN_SIGNING_KEY", token_signing_key()));
+            }
             if svc != "marketplace" {
                 env.push((
                     "DATABASE_URL",

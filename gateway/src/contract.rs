@@ -78,6 +78,42 @@ pub fn password(field: &str, value: &str, min: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The fields of an account change of which at least one must be given (`anyOf` in the
+/// document).
+pub const UPDATE_USER_CHANGES: [&str; 2] = ["display_name", "password"];
+/// A field of an account change and the field it needs (`dependentRequired` in the document):
+/// a new password needs the current one.
+pub const UPDATE_USER_NEEDS: (&str, &str) = ("password", "current_password");
+
+/// An account change: at least one change, the current password with a new one, and each
+/// field's own constraints.
+pub fn update_user(
+    name: Option<&str>,
+    new_password: Option<&str>,
+    current_password: Option<&str>,
+) -> Result<(), ApiError> {
+    if name.is_none() && new_password.is_none() {
+        return Err(bad(
+            "nothing to update: set display_name and/or password".to_owned()
+        ));
+    }
+    if new_password.is_some() && current_password.is_none() {
+        return Err(bad(
+            "current_password is required to change the password".to_owned()
+        ));
+    }
+    if let Some(name) = name {
+        display_name(name)?;
+    }
+    if let Some(p) = new_password {
+        password("password", p, PASSWORD_MIN)?;
+    }
+    if let Some(p) = current_password {
+        password("current_password", p, 1)?;
+    }
+    Ok(())
+}
+
 pub fn user_id(value: &str) -> Result<(), ApiError> {
     if !USER_ID.is_match(value) {
         return Err(bad(format!(
@@ -183,6 +219,11 @@ pub fn body_constraints() -> Vec<(&'static str, &'static str, Text)> {
             "UpdateUser",
             "password",
             text(Some(PASSWORD_MIN), Some(PASSWORD_MAX), None),
+        ),
+        (
+            "UpdateUser",
+            "current_password",
+            text(Some(1), Some(PASSWORD_MAX), None),
         ),
         (
             "SignIn",

@@ -10,16 +10,17 @@ use serde::Deserialize;
 
 use crate::{contract::Validate, error::ApiError, upstream::Bearer};
 
-/// JSON body extractor whose rejections are problem documents. A body sent without a
-/// content type, or with curl's default `application/x-www-form-urlencoded`, is still read as
-/// JSON when it is JSON (so `curl -d '{…}'` works); any other non-JSON type is a 415.
+/// JSON body extractor whose rejections are problem documents. The body must be sent as
+/// `application/json` (or a `+json` type): anything else, a form's type included, is a 415
+/// before the body is read. A web page can make a browser send a form or `text/plain` to
+/// another site without asking (a CORS "simple" request), but never `application/json`.
 pub struct ApiJson<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned + Validate, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
+        let json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -29,25 +30,17 @@ impl<T: serde::de::DeserializeOwned + Validate, S: Send + Sync> FromRequest<S> f
                     .unwrap_or_default()
                     .trim()
                     .to_ascii_lowercase()
-            });
-        let lenient = match content_type.as_deref() {
-            None | Some("application/x-www-form-urlencoded") => true,
-            Some(t) if t == "application/json" || t.ends_with("+json") => false,
-            Some(_) => return Err(unsupported_media_type()),
-        };
+            })
+            .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+        if !json {
+            return Err(unsupported_media_type());
+        }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|r| ApiError::new(r.status(), r.body_text()))?;
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => {
-                value.validate()?;
-                Ok(Self(value))
-            }
-            Err(axum::extract::rejection::JsonRejection::JsonSyntaxError(_)) if lenient => {
-                Err(unsupported_media_type())
-            }
-            Err(rejection) => Err(rejection.into()),
-        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        value.validate()?;
+        Ok(Self(value))
     }
 }
 

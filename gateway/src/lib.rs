@@ -11,6 +11,7 @@ pub mod extract;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;
+pub mod serve;
 pub mod shed;
 pub mod upstream;
 
@@ -102,22 +103,44 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
     pub body_limit_bytes: usize,
-    /// Mark session cookies `Secure` (serve the pages over HTTPS when set).
+    /// Mark the pages' cookies `Secure` and `__Host-` prefixed: set it when the pages are
+    /// served over HTTPS. Behind a TLS proxy that sends `X-Forwarded-Proto: https` with
+    /// TRUST_FORWARDED_FOR set, they are marked so for those requests without it.
     #[arg(long, env = "COOKIE_SECURE", default_value_t = false)]
     pub cookie_secure: bool,
-    /// Sign-in and sign-up attempts per client address per minute (API and pages together);
-    /// beyond it, 429 with Retry-After.
+    /// Secret (32+ bytes) that signs the pages' form tokens (CSRF); gateway replicas must share
+    /// it. Random per process when unset.
+    #[arg(long, env = "CSRF_SECRET", hide_env_values = true, value_parser = platform::config::secret)]
+    pub csrf_secret: Option<secrecy::SecretString>,
+    /// Sign-in, sign-up and password-check attempts per client address per minute (API and
+    /// pages together; an IPv6 client is its /64); beyond it, 429 with Retry-After.
     #[arg(long, env = "AUTH_RATE_PER_MINUTE", default_value_t = 10)]
     pub auth_rate_per_minute: u32,
     /// Attempts a client may make at once before the per-minute rate applies.
     #[arg(long, env = "AUTH_RATE_BURST", default_value_t = 10)]
     pub auth_rate_burst: u32,
-    /// Take the client's address from the last entry of X-Forwarded-For (set it only behind a
-    /// proxy that appends it; otherwise clients could choose their own address).
+    /// Failed sign-ins per account per minute, from any number of addresses (the account is the
+    /// email, trimmed and lower-cased; for a password change, the account's id). A successful
+    /// sign-in costs nothing; once the budget is spent every sign-in to that account is 429
+    /// with Retry-After, a right password included, until it refills.
+    #[arg(long, env = "AUTH_ACCOUNT_RATE_PER_MINUTE", default_value_t = 5)]
+    pub auth_account_rate_per_minute: u32,
+    /// Failed sign-ins an account may take at once before its per-minute rate applies.
+    #[arg(long, env = "AUTH_ACCOUNT_RATE_BURST", default_value_t = 10)]
+    pub auth_account_rate_burst: u32,
+    /// Take the client's address from the last entry of X-Forwarded-For. Set it behind an
+    /// ingress or proxy that appends the address it was reached from, and only when clients
+    /// cannot reach the gateway except through it (else they could choose their own address).
+    /// Behind a NodePort or LoadBalancer Service leave it off and give the Service
+    /// `externalTrafficPolicy: Local`: the peer address is then the client's own (with the
+    /// default `Cluster` it is a node's, and every client shares one budget).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Header, body, idle and send timeouts; connection caps in total and per client.
+    #[command(flatten)]
+    pub connections: serve::ConnectionArgs,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -161,6 +184,10 @@ pub struct Shared {
     /// The home page's "Popular now" panel, kept a moment.
     pub popular_panel: pages::PopularPanel,
     pub cookie_secure: bool,
+    /// Signs the pages' form tokens (see `pages::csrf`).
+    pub csrf: pages::csrf::CsrfKey,
+    /// Largest request body, as the extractors read it.
+    pub body_limit: usize,
     /// Flips to true when draining begins; long-lived SSE responses end on it.
     pub shutdown: watch::Receiver<bool>,
     /// Live feeds open at once (`STREAM_LIMIT`): each holds an upstream stream, and they are
@@ -182,16 +209,39 @@ impl AppState {
             optional_timeout: Duration::from_millis(config.optional_timeout_ms),
             popular_panel: pages::PopularPanel::new(Duration::from_millis(config.popular_cache_ms)),
             cookie_secure: config.cookie_secure,
+            csrf: match &config.csrf_secret {
+                Some(secret) => pages::csrf::CsrfKey::new(
+                    secrecy::ExposeSecret::expose_secret(secret).as_bytes(),
+                ),
+                None => pages::csrf::CsrfKey::random(),
+            },
+            body_limit: config.body_limit_bytes,
             shutdown,
             streams: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 config.serve.stream_limit.max(1),
             )),
             auth_limit: std::sync::Arc::new(rate_limit::AuthLimiter::new(
-                config.auth_rate_per_minute,
-                config.auth_rate_burst,
+                rate_limit::Rate {
+                    per_minute: config.auth_rate_per_minute,
+                    burst: config.auth_rate_burst,
+                },
+                rate_limit::Rate {
+                    per_minute: config.auth_account_rate_per_minute,
+                    burst: config.auth_account_rate_burst,
+                },
             )),
             trust_forwarded_for: config.trust_forwarded_for,
         }))
+    }
+
+    /// Whether the pages' cookies are `Secure` for a request with `headers`: always with
+    /// COOKIE_SECURE, else when a trusted proxy says the client spoke HTTPS.
+    pub fn secure_cookies(&self, headers: &http::HeaderMap) -> bool {
+        self.cookie_secure
+            || (self.trust_forwarded_for
+                && headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
     }
 
     /// The deadline of one incoming request: each upstream call gets what remains of it.
@@ -214,14 +264,17 @@ impl AppState {
         Users::new(self.upstreams.users.clone(), self.deadline())
     }
 
-    /// Takes one sign-in/sign-up attempt from `client`'s budget (API and forms).
-    pub fn auth_attempt(&self, client: std::net::IpAddr) -> Result<(), ApiError> {
-        self.auth_limit.check(client).map_err(|wait| {
-            ApiError::too_many(
-                "too many sign-in or sign-up attempts from this address; retry later",
-                wait,
-            )
-        })
+    /// Takes one sign-in/sign-up attempt from `client`'s budget (API and forms) and, when a
+    /// password of `account` is to be checked, holds one of the account's until the returned
+    /// attempt is settled (see `rate_limit`).
+    pub fn auth_attempt(
+        &self,
+        client: std::net::IpAddr,
+        account: Option<&str>,
+    ) -> Result<rate_limit::Attempt, ApiError> {
+        self.auth_limit
+            .attempt(client, account)
+            .map_err(ApiError::from)
     }
 }
 
@@ -424,12 +477,22 @@ pub fn with_middleware(
         .layer(platform::http_metrics::TrackLayer::new(http_metrics))
         // A panic becomes a 500 problem document, not a dropped connection or plain text.
         .layer(CatchPanicLayer::custom(error::panic_response))
+        // The body is read whole (BODY_READ_TIMEOUT_MS, else 408) before a permit is taken.
+        .layer(serve::ReadBodyLayer::new(
+            config.connections.body_read_timeout(),
+            config.body_limit_bytes,
+        ))
         // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.
         .layer(shed::ShedLayer::new(config.serve.concurrency_limit, shed))
         // Innermost: the body limit the extractors read.
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
     routes
         .method_not_allowed_fallback(method_not_allowed)
+        // The pages' forms: cross-site posts refused, tokens given (API paths pass untouched).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::csrf::guard,
+        ))
         .layer(stack)
         .with_state(state)
 }
@@ -451,8 +514,10 @@ pub async fn run(
     // The gateway can serve as soon as it listens: upstream trouble degrades pages, it does not
     // make the gateway unready (that would take the whole site down with one service).
     let (ready_tx, ready_rx) = watch::channel(true);
-    let admin =
-        platform::admin::AdminTask::spawn(admin, platform::admin::router(metrics, ready_rx, None));
+    let admin = platform::admin::AdminTask::spawn(
+        admin,
+        platform::admin::router(metrics.clone(), ready_rx, None),
+    );
     let drain = platform::shutdown::Drain {
         delay: config.serve.shutdown_delay(),
         timeout: config.serve.drain_timeout(),
@@ -465,13 +530,7 @@ pub async fn run(
     };
     drain
         .run("gateway", shutdown, not_ready, stop_tx, admin, |stop| {
-            // The peer address is the client's for the sign-in budget (rate_limit).
-            axum::serve(
-                platform::listen::without_nagle(listener),
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .into_future()
+            serve::serve(listener, app, &config.connections, &metrics, stop)
         })
         .await
         .map_err(Error::from)

@@ -100,8 +100,9 @@ fn reason(status: u16) -> &'static str {
         403 => "The token's owner may not do this.",
         404 => "No such resource.",
         409 => "The resource already exists.",
+        408 => "The body did not arrive whole within the gateway's body read timeout.",
         413 => "The body is larger than the gateway accepts.",
-        415 => "The body is not JSON (`Content-Type: application/json`).",
+        415 => "The body is not sent as `Content-Type: application/json`.",
         429 => {
             "Too many requests: this client's sign-in/sign-up budget is spent, or a service is at its concurrency limit. Retry after `Retry-After` seconds."
         }
@@ -194,9 +195,14 @@ fn finish_inputs(schemas: &mut Map<String, Value>) {
             }
         }
     }
-    // At least one change.
+    // At least one change; a new password with the current one.
     if let Some(s) = schemas.get_mut("UpdateUser") {
-        s["minProperties"] = 1.into();
+        s["anyOf"] = contract::UPDATE_USER_CHANGES
+            .iter()
+            .map(|field| json!({ "required": [field] }))
+            .collect();
+        let (field, needs) = contract::UPDATE_USER_NEEDS;
+        s["dependentRequired"] = json!({ field: [needs] });
     }
     for (schema, prop, text) in contract::body_constraints() {
         if let Some(p) = schemas
@@ -235,7 +241,7 @@ fn common_statuses(path: &str, op: &Value) -> Vec<u16> {
         statuses.push(400);
     }
     if has_body {
-        statuses.extend([413, 415]);
+        statuses.extend([408, 413, 415]);
     }
     if op.get("security").is_some() {
         statuses.push(401);

@@ -1,14 +1,47 @@
-//! A per-client budget for sign-in and sign-up: a token bucket per client address, so one
-//! client guessing passwords or creating accounts in bulk is answered 429 (with `Retry-After`)
-//! long before the users service's hashing queue is full for everybody. The client is the
-//! connection's peer address, or the last address of `X-Forwarded-For` when the gateway is told
-//! to trust the proxy in front of it. The table is bounded: idle (refilled) buckets are dropped
-//! when it is full, and should it still be full, it starts again empty (logged).
+//! Sign-in throttling: a token bucket per client address and one per account, so a client
+//! guessing passwords or creating accounts in bulk is answered 429 (with `Retry-After`) long
+//! before the users service's hashing queue is full for everybody, and no account's password
+//! can be guessed faster than its own budget however many addresses the guesses come from.
+//!
+//! - **Per address**: every sign-in, sign-up and password check spends one attempt of the
+//!   client's budget (`AUTH_RATE_PER_MINUTE`, `AUTH_RATE_BURST`). An IPv6 client is its /64 (one
+//!   subscriber's network, which it can pick addresses from at will).
+//! - **Per account**: a sign-in holds one attempt of the account's budget (its email, trimmed and
+//!   lower-cased; a password change, the account's id) while the users service checks the
+//!   password, and keeps it spent only when the password was wrong: a successful sign-in costs
+//!   the account nothing (`AUTH_ACCOUNT_RATE_PER_MINUTE`, `AUTH_ACCOUNT_RATE_BURST`). While the
+//!   budget is empty every attempt on that account is 429, a right password included: were the
+//!   right one let through, each further guess would still be answered right or wrong, and the
+//!   budget would slow no guesser. It is a rate, not a lockout: an attacker keeps an account
+//!   shut only while it goes on failing at the refill rate, the account opens again one attempt
+//!   per refill once it stops, and sessions already signed in are untouched.
+//!
+//! **Bounded memory.** Each table holds at most a fixed number of buckets ([`MAX_CLIENTS`],
+//! [`MAX_ACCOUNTS`], about 3 MiB each), ordered by the moment each will be full again. A full
+//! bucket holds nothing a new one would not, so such buckets are dropped as they are passed;
+//! when a table is full, the bucket that will be full soonest (the idlest) makes room, in
+//! O(log n). A drained bucket, the one worth keeping, goes after every fuller one: a flood of new
+//! clients or accounts cannot buy an attacker a fresh budget unless each of them drains its own
+//! as far (then the table is full of live buckets, which is logged). The table is never wiped.
+//!
+//! **The client's address** is the connection's peer address, unless `TRUST_FORWARDED_FOR` says
+//! to take the last `X-Forwarded-For` entry (the one the proxy in front appended). What to set
+//! where the gateway runs:
+//! - Directly exposed, or behind a NodePort or LoadBalancer Service: no header. Give the Service
+//!   `externalTrafficPolicy: Local`, so kube-proxy hands the connection over with the client's own
+//!   source address; with the default (`Cluster`) it rewrites the source to a node's address
+//!   (SNAT) and every client shares one address budget.
+//! - Behind an ingress controller or L7 proxy that appends the address it received the request
+//!   from (ingress-nginx, Traefik, a cloud HTTP load balancer): `TRUST_FORWARDED_FOR=true`, and
+//!   the gateway reachable only through that proxy (a NetworkPolicy admitting only the
+//!   controller), or clients could write their own address. The controller's own Service needs
+//!   `externalTrafficPolicy: Local` for the address it appends to be the client's.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
+    hash::{BuildHasher, Hasher, RandomState},
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::Mutex,
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -16,78 +49,319 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::{HeaderMap, request::Parts},
 };
+use tonic::Code;
 
-use crate::AppState;
+use crate::{AppState, error::ApiError};
 
-/// Clients tracked at once (~50 bytes each).
-pub const MAX_CLIENTS: usize = 65_536;
+/// Client addresses tracked at once: about 100 bytes each with the tables' overhead (3.1 MiB
+/// in all). Only buckets still refilling count (full ones are dropped), and a drained one is the
+/// last to go, so this is the number of clients failing within one refill time.
+pub const MAX_CLIENTS: usize = 32_768;
+/// Accounts tracked at once (the same size each, 3.1 MiB in all).
+pub const MAX_ACCOUNTS: usize = 32_768;
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// A token bucket's refill rate and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Attempts given back per minute.
+    pub per_minute: u32,
+    /// Attempts that can be made at once.
+    pub burst: u32,
 }
 
-/// Token buckets by client address.
-pub struct AuthLimiter {
-    per_second: f64,
+struct Slot {
+    tokens: f64,
+    /// When `tokens` was last brought up to date (ms since the table's epoch).
+    at_ms: u64,
+    /// When the bucket will be full again: its place in `Buckets::by_full`.
+    full_ms: u64,
+}
+
+/// Token buckets by a 64-bit key, at most `capacity`, ordered by when each is full again.
+struct Buckets {
+    per_ms: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-    max_clients: usize,
+    capacity: usize,
+    epoch: Instant,
+    slots: HashMap<u64, Slot>,
+    by_full: BTreeSet<(u64, u64)>,
+    /// Buckets dropped while they still held spent attempts (the table was full of live ones).
+    evicted_live: u64,
+    warned_ms: Option<u64>,
+    what: &'static str,
+}
+
+impl Buckets {
+    fn new(rate: Rate, capacity: usize, epoch: Instant, what: &'static str) -> Self {
+        Self {
+            per_ms: f64::from(rate.per_minute.max(1)) / 60_000.0,
+            burst: f64::from(rate.burst.max(1)),
+            capacity: capacity.max(1),
+            epoch,
+            slots: HashMap::new(),
+            by_full: BTreeSet::new(),
+            evicted_live: 0,
+            warned_ms: None,
+            what,
+        }
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// Takes one attempt from `key`'s bucket at `now`, or says how long until one is back.
+    fn take(&mut self, key: u64, now: Instant) -> Result<(), Duration> {
+        let now_ms = self.ms(now);
+        self.drop_full(now_ms);
+        if !self.slots.contains_key(&key) {
+            if self.slots.len() >= self.capacity {
+                self.evict_idlest(now_ms);
+            }
+            self.slots.insert(
+                key,
+                Slot {
+                    tokens: self.burst,
+                    at_ms: now_ms,
+                    full_ms: now_ms,
+                },
+            );
+            self.by_full.insert((now_ms, key));
+        }
+        let taken = self.update(key, now_ms, |tokens| {
+            if tokens >= 1.0 {
+                (tokens - 1.0, true)
+            } else {
+                (tokens, false)
+            }
+        });
+        match taken {
+            Some((tokens, false)) => {
+                Err(Duration::from_secs_f64((1.0 - tokens) / self.per_ms / 1e3))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives back one attempt taken from `key` (a no-op for a bucket no longer tracked); a
+    /// bucket full again is dropped at once.
+    fn give_back(&mut self, key: u64, now: Instant) {
+        let now_ms = self.ms(now);
+        if let Some((tokens, ())) = self.update(key, now_ms, |tokens| (tokens + 1.0, ()))
+            && tokens >= self.burst
+            && let Some(slot) = self.slots.remove(&key)
+        {
+            self.by_full.remove(&(slot.full_ms, key));
+        }
+        self.drop_full(now_ms);
+    }
+
+    /// Refills `key`'s bucket to `now_ms`, applies `f` to its tokens, and moves it to its new
+    /// place in the order. `None` when `key` is not tracked.
+    fn update<T>(
+        &mut self,
+        key: u64,
+        now_ms: u64,
+        f: impl FnOnce(f64) -> (f64, T),
+    ) -> Option<(f64, T)> {
+        let slot = self.slots.get_mut(&key)?;
+        let elapsed = now_ms.saturating_sub(slot.at_ms) as f64;
+        let refilled = (slot.tokens + elapsed * self.per_ms).min(self.burst);
+        let (tokens, out) = f(refilled);
+        slot.tokens = tokens.min(self.burst);
+        slot.at_ms = slot.at_ms.max(now_ms);
+        let full_ms = slot.at_ms + ((self.burst - slot.tokens) / self.per_ms).ceil() as u64;
+        if full_ms != slot.full_ms {
+            self.by_full.remove(&(slot.full_ms, key));
+            self.by_full.insert((full_ms, key));
+            slot.full_ms = full_ms;
+        }
+        Some((slot.tokens, out))
+    }
+
+    /// Drops a few buckets that are full again by `now_ms` (amortised: each is dropped once).
+    fn drop_full(&mut self, now_ms: u64) {
+        for _ in 0..2 {
+            match self.by_full.first() {
+                Some(&(full_ms, key)) if full_ms <= now_ms => {
+                    self.by_full.pop_first();
+                    self.slots.remove(&key);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Makes room: drops the bucket that will be full soonest.
+    fn evict_idlest(&mut self, now_ms: u64) {
+        let Some((full_ms, key)) = self.by_full.pop_first() else {
+            return;
+        };
+        self.slots.remove(&key);
+        if full_ms > now_ms {
+            self.evicted_live += 1;
+            if self
+                .warned_ms
+                .is_none_or(|at| now_ms.saturating_sub(at) >= 60_000)
+            {
+                self.warned_ms = Some(now_ms);
+                tracing::warn!(
+                    table = self.what,
+                    tracked = self.slots.len() + 1,
+                    evicted_live = self.evicted_live,
+                    "sign-in rate limiter full of active buckets; the idlest made room"
+                );
+            }
+        }
+    }
+}
+
+/// Why an attempt was refused, and how long until the next one is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The client address's budget is spent.
+    Client(Duration),
+    /// The account's budget of failed attempts is spent.
+    Account(Duration),
+}
+
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Client(wait) => ApiError::too_many(
+                "too many sign-in or sign-up attempts from this address; retry later",
+                wait,
+            ),
+            Refused::Account(wait) => ApiError::too_many(
+                "too many failed password attempts for this account; retry later",
+                wait,
+            ),
+        }
+    }
+}
+
+/// The sign-in budgets by client address and by account (see the module header).
+pub struct AuthLimiter {
+    keys: RandomState,
+    clients: Mutex<Buckets>,
+    accounts: Mutex<Buckets>,
+}
+
+fn lock(m: &Mutex<Buckets>) -> MutexGuard<'_, Buckets> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AuthLimiter {
-    /// `per_minute` attempts per client, up to `burst` at once.
-    pub fn new(per_minute: u32, burst: u32) -> Self {
-        Self::with_capacity(per_minute, burst, MAX_CLIENTS)
+    /// `client` attempts per address; `account` failed attempts per account.
+    pub fn new(client: Rate, account: Rate) -> Self {
+        Self::with_capacity(client, account, MAX_CLIENTS, MAX_ACCOUNTS)
     }
 
-    pub fn with_capacity(per_minute: u32, burst: u32, max_clients: usize) -> Self {
+    pub fn with_capacity(
+        client: Rate,
+        account: Rate,
+        max_clients: usize,
+        max_accounts: usize,
+    ) -> Self {
+        let epoch = Instant::now();
         Self {
-            per_second: f64::from(per_minute.max(1)) / 60.0,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-            max_clients: max_clients.max(1),
+            // Keyed per process: nobody can choose names whose keys collide.
+            keys: RandomState::new(),
+            clients: Mutex::new(Buckets::new(client, max_clients, epoch, "clients")),
+            accounts: Mutex::new(Buckets::new(account, max_accounts, epoch, "accounts")),
         }
     }
 
-    /// Takes one attempt from `client`'s budget at `now`, or says how long until one is back.
-    pub fn check_at(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if !buckets.contains_key(&client) && buckets.len() >= self.max_clients {
-            let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
-            });
-            if buckets.len() >= self.max_clients {
-                tracing::warn!(
-                    clients = buckets.len(),
-                    "sign-in rate limiter full of active clients; starting again"
-                );
-                buckets.clear();
+    /// A client's key: its IPv4 address, or the /64 of its IPv6 one.
+    fn client_key(&self, client: IpAddr) -> u64 {
+        let mut h = self.keys.build_hasher();
+        match client.to_canonical() {
+            IpAddr::V4(v4) => {
+                h.write_u8(4);
+                h.write(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                h.write_u8(6);
+                h.write(&v6.octets()[..8]);
             }
         }
-        let b = buckets.entry(client).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.per_second).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.per_second))
+        h.finish()
+    }
+
+    /// An account's key: its name as the users service matches it (trimmed, lower-cased).
+    fn account_key(&self, account: &str) -> u64 {
+        let mut h = self.keys.build_hasher();
+        h.write(account.trim().to_lowercase().as_bytes());
+        h.finish()
+    }
+
+    /// One attempt at `now`: one from `client`'s budget and, when a password of `account` is to
+    /// be checked, one held from the account's until the [`Attempt`] is settled.
+    pub fn attempt_at(
+        self: &Arc<Self>,
+        client: IpAddr,
+        account: Option<&str>,
+        now: Instant,
+    ) -> Result<Attempt, Refused> {
+        lock(&self.clients)
+            .take(self.client_key(client), now)
+            .map_err(Refused::Client)?;
+        let Some(account) = account else {
+            return Ok(Attempt { held: None });
+        };
+        let key = self.account_key(account);
+        lock(&self.accounts)
+            .take(key, now)
+            .map_err(Refused::Account)?;
+        Ok(Attempt {
+            held: Some((self.clone(), key)),
+        })
+    }
+
+    pub fn attempt(
+        self: &Arc<Self>,
+        client: IpAddr,
+        account: Option<&str>,
+    ) -> Result<Attempt, Refused> {
+        self.attempt_at(client, account, Instant::now())
+    }
+
+    /// Client addresses and accounts currently tracked.
+    pub fn tracked(&self) -> (usize, usize) {
+        (
+            lock(&self.clients).slots.len(),
+            lock(&self.accounts).slots.len(),
+        )
+    }
+}
+
+/// An attempt under way: it holds one attempt of the account's budget, given back when it is
+/// dropped unless [`Attempt::failed`] said the password was wrong (so a sign-in that succeeds,
+/// meets a service failure, or is abandoned before its answer costs the account nothing).
+pub struct Attempt {
+    held: Option<(Arc<AuthLimiter>, u64)>,
+}
+
+impl Attempt {
+    /// The password was wrong: the account's attempt stays spent.
+    pub fn failed(mut self) {
+        self.held = None;
+    }
+
+    /// Settles on what the users service answered: `wrong` is the code it gives a wrong
+    /// password (UNAUTHENTICATED for a sign-in, PERMISSION_DENIED for a password check).
+    pub fn settle<T>(self, outcome: &Result<T, ApiError>, wrong: Code) {
+        if matches!(outcome, Err(e) if e.grpc_code == Some(wrong)) {
+            self.failed();
         }
     }
+}
 
-    pub fn check(&self, client: IpAddr) -> Result<(), Duration> {
-        self.check_at(client, Instant::now())
-    }
-
-    /// Clients currently tracked.
-    pub fn clients(&self) -> usize {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if let Some((limiter, key)) = self.held.take() {
+            lock(&limiter.accounts).give_back(key, Instant::now());
+        }
     }
 }
 
@@ -131,36 +405,145 @@ mod tests {
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
-    #[test]
-    fn a_client_gets_its_burst_then_waits_for_the_refill() {
-        let l = AuthLimiter::new(6, 3);
-        let t = Instant::now();
-        for _ in 0..3 {
-            assert!(l.check_at(A, t).is_ok());
-        }
-        let wait = l.check_at(A, t).unwrap_err();
-        assert!((9.9..=10.1).contains(&wait.as_secs_f64()), "{wait:?}");
-        assert!(
-            l.check_at(B, t).is_ok(),
-            "another client has its own budget"
-        );
-        assert!(l.check_at(A, t + Duration::from_secs(10)).is_ok());
-        assert!(l.check_at(A, t + Duration::from_secs(10)).is_err());
+    fn rate(per_minute: u32, burst: u32) -> Rate {
+        Rate { per_minute, burst }
+    }
+
+    fn limiter(client: Rate, account: Rate) -> Arc<AuthLimiter> {
+        Arc::new(AuthLimiter::new(client, account))
+    }
+
+    fn wait(r: Result<Attempt, Refused>) -> Refused {
+        r.err().expect("refused")
     }
 
     #[test]
-    fn the_table_of_clients_stays_bounded() {
-        let l = AuthLimiter::with_capacity(60, 2, 100);
+    fn a_client_gets_its_burst_then_waits_for_the_refill() {
+        let l = limiter(rate(6, 3), rate(60, 60));
         let t = Instant::now();
-        for i in 0..1_000u32 {
-            let ip = IpAddr::V4(Ipv4Addr::from(i));
-            let _ = l.check_at(ip, t);
-            assert!(l.clients() <= 100);
+        for _ in 0..3 {
+            assert!(l.attempt_at(A, None, t).is_ok());
         }
-        // Idle buckets (refilled) are what goes first.
+        let Refused::Client(w) = wait(l.attempt_at(A, None, t)) else {
+            panic!("the client's budget")
+        };
+        assert!((9.9..=10.1).contains(&w.as_secs_f64()), "{w:?}");
+        assert!(
+            l.attempt_at(B, None, t).is_ok(),
+            "another client has its own budget"
+        );
+        assert!(l.attempt_at(A, None, t + Duration::from_secs(10)).is_ok());
+        assert!(l.attempt_at(A, None, t + Duration::from_secs(10)).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64_and_a_mapped_ipv4_is_itself() {
+        let l = limiter(rate(1, 1), rate(60, 60));
+        let t = Instant::now();
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_net: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(l.attempt_at(one, None, t).is_ok());
+        assert!(l.attempt_at(same_net, None, t).is_err());
+        assert!(l.attempt_at(other_net, None, t).is_ok());
+        assert!(l.attempt_at(A, None, t).is_ok());
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(l.attempt_at(mapped, None, t).is_err());
+    }
+
+    #[test]
+    fn only_failed_attempts_spend_an_accounts_budget() {
+        let l = limiter(rate(600, 600), rate(1, 3));
+        let t = Instant::now();
+        for _ in 0..10 {
+            // Right passwords: held, then given back.
+            drop(l.attempt_at(A, Some("ada@example.org"), t).unwrap());
+        }
+        for _ in 0..3 {
+            l.attempt_at(A, Some("ada@example.org"), t)
+                .unwrap()
+                .failed();
+        }
+        let Refused::Account(w) = wait(l.attempt_at(B, Some(" ADA@example.org "), t)) else {
+            panic!("the account's budget, whatever the address or the case")
+        };
+        assert!((59.0..=60.1).contains(&w.as_secs_f64()), "{w:?}");
+        assert!(
+            l.attempt_at(B, Some("bob@example.org"), t).is_ok(),
+            "another account has its own budget"
+        );
         let later = t + Duration::from_secs(60);
-        assert!(l.check_at(A, later).is_ok());
-        assert!(l.clients() <= 100);
+        assert!(l.attempt_at(B, Some("ada@example.org"), later).is_ok());
+    }
+
+    #[test]
+    fn attempts_held_at_once_cannot_overdraw_an_account() {
+        let l = limiter(rate(600, 600), rate(1, 2));
+        let t = Instant::now();
+        let first = l.attempt_at(A, Some("ada@example.org"), t).unwrap();
+        let second = l.attempt_at(B, Some("ada@example.org"), t).unwrap();
+        assert!(l.attempt_at(A, Some("ada@example.org"), t).is_err());
+        drop(first); // a success gives its attempt back
+        let third = l.attempt_at(A, Some("ada@example.org"), t).unwrap();
+        second.failed();
+        third.failed();
+        assert!(l.attempt_at(A, Some("ada@example.org"), t).is_err());
+    }
+
+    #[test]
+    fn when_full_the_idlest_bucket_goes_and_drained_ones_keep_their_state() {
+        let l = Arc::new(AuthLimiter::with_capacity(
+            rate(60, 2),
+            rate(60, 60),
+            100,
+            100,
+        ));
+        let t = Instant::now();
+        // The attacker drains its budget.
+        assert!(l.attempt_at(A, None, t).is_ok());
+        assert!(l.attempt_at(A, None, t).is_ok());
+        assert!(l.attempt_at(A, None, t).is_err());
+        // A client with one attempt made, a moment later: its bucket is full again sooner.
+        let ms = |n| t + Duration::from_millis(n);
+        assert!(l.attempt_at(B, None, ms(10)).is_ok());
+        // Then a flood of new addresses, far more than the table holds.
+        for i in 0..1_000u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i));
+            assert!(l.attempt_at(ip, None, ms(20)).is_ok());
+            assert!(l.tracked().0 <= 100);
+        }
+        assert_eq!(l.tracked().0, 100, "bounded, and never wiped");
+        // The drained bucket survived the flood: still refused, nothing regained.
+        let Refused::Client(w) = wait(l.attempt_at(A, None, ms(30))) else {
+            panic!("the attacker's budget")
+        };
+        assert!(w > Duration::from_millis(900), "{w:?}");
+        // The idler one did not: B was dropped for the flood (it held less than A).
+        assert!(
+            l.attempt_at(B, None, ms(30)).is_ok() && l.attempt_at(B, None, ms(30)).is_ok(),
+            "B starts again with a full budget"
+        );
+    }
+
+    #[test]
+    fn buckets_full_again_are_dropped_as_time_passes() {
+        let l = limiter(rate(60, 2), rate(60, 2));
+        let t = Instant::now();
+        for i in 0..50u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(i));
+            l.attempt_at(ip, Some(&format!("u{i}@x.org")), t)
+                .unwrap()
+                .failed();
+        }
+        assert_eq!(l.tracked(), (50, 50));
+        // Two seconds later each is full again: every attempt drops a few such buckets, and a
+        // bucket given back to full leaves no trace.
+        let later = t + Duration::from_secs(2);
+        for i in 0..25u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(1_000 + i));
+            drop(l.attempt_at(ip, Some("z@x.org"), later).unwrap());
+        }
+        assert_eq!(l.tracked(), (25, 0), "only the 25 new clients are held");
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct Config {
     #[arg(long, env = "CATALOG_PATH")]
     pub catalog_path: Option<PathBuf>,
     /// Secret that signs page tokens; replicas must share it. Random per process when unset.
-    #[arg(long, env = "PAGE_TOKEN_SECRET", value_parser = platform::config::secret)]
+    #[arg(long, env = "PAGE_TOKEN_SECRET", hide_env_values = true, value_parser = platform::config::secret)]
     pub page_token_secret: Option<SecretString>,
     #[command(flatten)]
     pub serve: ServeArgs,

@@ -22,7 +22,7 @@ use std::{
 
 use catalog::Digest;
 use clap::Parser;
-use platform::auth::TokenKey;
+use platform::auth::{GeneratedKeys, TokenSigner, generate_keys};
 use protos::recommendations::v1::{
     ListPopularBooksRequest, ListRecommendationsForMeRequest, ListSimilarBooksRequest,
     RecommendationSource, recommendations_service_client::RecommendationsServiceClient,
@@ -33,14 +33,14 @@ use recommendations::{
     store::RatingRow,
     synthetic::{Spec, SplitMix64, Synthetic},
 };
-use secrecy::SecretString;
 use sqlx::{
     Connection, Executor,
     sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous},
 };
 use tonic::{Request, transport::Channel};
 
-const SECRET: &str = "scale-benchmark-secret-that-is-long-enough";
+/// The token key pair of this run: the service gets the public key, the benchmark signs.
+static KEYS: std::sync::LazyLock<GeneratedKeys> = std::sync::LazyLock::new(generate_keys);
 const ROWS_PER_INSERT: usize = 250;
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -190,7 +190,7 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
             "DATABASE_URL",
             format!("sqlite://{}?mode=rwc", db_path.display()),
         )
-        .env("TOKEN_SECRET", SECRET)
+        .env("TOKEN_PUBLIC_KEYS", &KEYS.public_key)
         .env("GRPC_ADDR", grpc_addr.to_string())
         .env("ADMIN_ADDR", admin_addr.to_string())
         .env("LOG_FORMAT", "json")
@@ -258,7 +258,7 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
             .await?;
         similar.record(t.elapsed(), r.get_ref().recommendations.len());
     }
-    let key = TokenKey::new(&SecretString::from(SECRET.to_owned()))?;
+    let key = TokenSigner::from_secret(&KEYS.signing_key)?;
     let users = synthetic.users_across_activity(args.personal_queries, &mut rng);
     let requests: Vec<Request<ListRecommendationsForMeRequest>> = users
         .iter()

@@ -15,7 +15,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Durat
 
 use catalog::Digest;
 use platform::{
-    auth::{AuthInterceptor, Revocations, TokenKey, WeakSecret},
+    auth::{AuthInterceptor, Revocations, TokenVerifier},
     config::{ServeArgs, TelemetryArgs},
     database::LazyPool,
     grpc::{Kit, ServeError},
@@ -53,20 +53,22 @@ pub struct Config {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://recommendations.db?mode=rwc"
     )]
     pub database_url: String,
     /// Most database connections held open.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
-    /// Secret (32+ bytes) that bearer tokens are signed with (the users service's TOKEN_SECRET).
-    #[arg(long, env = "TOKEN_SECRET", value_parser = platform::config::secret)]
-    pub token_secret: SecretString,
+    /// The public keys bearer tokens are checked with, `KID=BASE64,...` (32-byte Ed25519 keys):
+    /// the users service signs, this service only verifies and holds no private key.
+    #[arg(long, env = "TOKEN_PUBLIC_KEYS", value_parser = TokenVerifier::parse)]
+    pub token_public_keys: TokenVerifier,
     /// A goodbooks-10k style books.csv for the popularity prior instead of the built-in copy.
     #[arg(long, env = "CATALOG_PATH")]
     pub catalog_path: Option<PathBuf>,
     /// Secret that signs page tokens; replicas must share it. Random per process when unset.
-    #[arg(long, env = "PAGE_TOKEN_SECRET", value_parser = platform::config::secret)]
+    #[arg(long, env = "PAGE_TOKEN_SECRET", hide_env_values = true, value_parser = platform::config::secret)]
     pub page_token_secret: Option<SecretString>,
     /// C: a reader's most recent ratings that count towards "readers who liked this also liked"
     /// (bounds one reader's share of the similarity index; see `similarity`).
@@ -101,8 +103,6 @@ pub struct Config {
 pub enum Error {
     #[error(transparent)]
     Serve(#[from] ServeError),
-    #[error(transparent)]
-    Secret(#[from] WeakSecret),
 }
 
 impl Config {
@@ -134,7 +134,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let key = TokenKey::new(&config.token_secret)?;
+    let verifier = config.token_public_keys.clone();
     let mut kit = Kit::new(SERVICE_NAME).await;
     let pool = LazyPool::default();
     let backend = Backend::of_url(&config.database_url);
@@ -210,7 +210,7 @@ pub async fn run(
     .with_revocations(revocations.clone());
     let service = RecommendationsServiceServer::with_interceptor(
         service,
-        AuthInterceptor::with_revocations(key, revocations),
+        AuthInterceptor::with_revocations(verifier, revocations),
     );
     kit.serve(
         grpc,

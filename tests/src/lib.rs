@@ -12,8 +12,23 @@ use std::{
 
 use tokio::process::{Child, Command};
 
-/// The token signing secret the harness gives users and recommendations.
-const TOKEN_SECRET: &str = "suite-test-secret-0123456789abcdef0123456789";
+/// A new token key pair from `users keygen` (as `make run` makes one): the signing key for users
+/// alone, the public key for users and recommendations.
+fn token_keys(bins: &Path) -> (String, String) {
+    let out = std::process::Command::new(bins.join("users"))
+        .arg("keygen")
+        .output()
+        .expect("users keygen runs");
+    assert!(out.status.success(), "users keygen: {out:?}");
+    let text = String::from_utf8(out.stdout).expect("users keygen prints text");
+    let line = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("users keygen printed no {name}"))
+            .to_owned()
+    };
+    (line("TOKEN_SIGNING_KEY"), line("TOKEN_PUBLIC_KEYS"))
+}
 
 /// A running suite.
 pub struct Suite {
@@ -139,6 +154,7 @@ impl Suite {
                 bins.join(name).display()
             );
         }
+        let (signing_key, public_keys) = token_keys(&bins);
         let dir = std::env::temp_dir().join(format!("bookstore-suite-{}", random_hex(6)));
         std::fs::create_dir_all(&dir).expect("suite dir");
         let replicas = options.marketplace_replicas.max(1);
@@ -215,7 +231,7 @@ impl Suite {
                     vec![
                         ("GRPC_ADDR".into(), addr(*grpc)),
                         ("DATABASE_URL".into(), ratings_db.clone()),
-                        ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                        ("TOKEN_PUBLIC_KEYS".into(), public_keys.clone()),
                     ],
                 ]
                 .concat(),
@@ -233,7 +249,8 @@ impl Suite {
                 vec![
                     ("GRPC_ADDR".into(), addr(p[4])),
                     ("DATABASE_URL".into(), db("users")),
-                    ("TOKEN_SECRET".into(), TOKEN_SECRET.into()),
+                    ("TOKEN_SIGNING_KEY".into(), signing_key),
+                    ("TOKEN_PUBLIC_KEYS".into(), public_keys.clone()),
                     (
                         "RECOMMENDATIONS_URL".into(),
                         format!("http://{}", addr(p[2])),
@@ -579,5 +596,57 @@ where
     while !check().await {
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// What a browser holds after loading a page: the CSRF cookie and the token the pages' forms
+/// carry (see the gateway's `pages::csrf`). Forms posted without them are refused.
+pub struct Forms {
+    pub cookie: String,
+    pub token: String,
+}
+
+impl Forms {
+    /// Loads the home page of `base_url` as a new visitor and keeps its form token.
+    pub async fn open(c: &reqwest::Client, base_url: &str) -> Forms {
+        let r = c
+            .get(format!("{base_url}/"))
+            .send()
+            .await
+            .expect("home page");
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next())
+            .find(|c| c.contains("bookstore_csrf="))
+            .expect("a CSRF cookie")
+            .to_owned();
+        let page = r.text().await.expect("home page text");
+        let token = page
+            .split(r#"name="csrf" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a form token")
+            .to_owned();
+        Forms { cookie, token }
+    }
+
+    /// A form POST of `fields` (and the token) to `url`, with the CSRF cookie and `cookies`
+    /// (e.g. a session's) as a browser would send it.
+    pub fn post(
+        &self,
+        c: &reqwest::Client,
+        url: &str,
+        fields: &[(&str, &str)],
+        cookies: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &self.token));
+        let cookie = match cookies {
+            Some(more) => format!("{}; {more}", self.cookie),
+            None => self.cookie.clone(),
+        };
+        c.post(url).header("cookie", cookie).form(&form)
     }
 }

@@ -323,13 +323,18 @@ async fn the_pages_render_the_expected_books_and_work_without_javascript() {
 
     // Sign up through the form, as a browser without JavaScript would.
     let email = format!("form-{}@example.org", unique());
-    let r = c
-        .post(format!("{}/signup", s.base_url))
-        .form(&[
-            ("email", email.as_str()),
-            ("display_name", "Form <Reader>"),
-            ("password", "correct horse battery"),
-        ])
+    let forms = tests::Forms::open(&c, &s.base_url).await;
+    let r = forms
+        .post(
+            &c,
+            &format!("{}/signup", s.base_url),
+            &[
+                ("email", email.as_str()),
+                ("display_name", "Form <Reader>"),
+                ("password", "correct horse battery"),
+            ],
+            None,
+        )
         .send()
         .await
         .unwrap();
@@ -350,10 +355,13 @@ async fn the_pages_render_the_expected_books_and_work_without_javascript() {
 
     // Rate through the form and see the book page.
     let b = fresh_books(2);
-    let r = c
-        .post(format!("{}/books/{}/rating", s.base_url, b[0]))
-        .header(header::COOKIE, &cookie)
-        .form(&[("stars", "5")])
+    let r = forms
+        .post(
+            &c,
+            &format!("{}/books/{}/rating", s.base_url, b[0]),
+            &[("stars", "5")],
+            Some(&cookie),
+        )
         .send()
         .await
         .unwrap();
@@ -362,9 +370,13 @@ async fn the_pages_render_the_expected_books_and_work_without_javascript() {
         r.headers()[header::LOCATION],
         format!("/books/{}?notice=rated", b[0])
     );
-    c.post(format!("{}/books/{}/rating", s.base_url, b[1]))
-        .header(header::COOKIE, &cookie)
-        .form(&[("stars", "5")])
+    forms
+        .post(
+            &c,
+            &format!("{}/books/{}/rating", s.base_url, b[1]),
+            &[("stars", "5")],
+            Some(&cookie),
+        )
         .send()
         .await
         .unwrap();
@@ -408,9 +420,13 @@ async fn the_pages_render_the_expected_books_and_work_without_javascript() {
         404
     );
 
-    let r = c
-        .post(format!("{}/signin", s.base_url))
-        .form(&[("email", email.as_str()), ("password", "wrong password")])
+    let r = forms
+        .post(
+            &c,
+            &format!("{}/signin", s.base_url),
+            &[("email", email.as_str()), ("password", "wrong password")],
+            None,
+        )
         .send()
         .await
         .unwrap();
@@ -480,15 +496,33 @@ async fn bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing() {
         .unwrap();
     assert_eq!(r.status(), 415);
 
-    // The README's (and curl's) `curl -X POST …/users -d '{…}'` sends its JSON as a form.
-    let curl_style = c
+    // JSON sent as a form (what any web page can make a visitor's browser send to another
+    // site without a preflight, and curl's `-d` default) is refused, and nothing is stored.
+    let forged = format!("curl-{}@example.org", unique());
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data",
+    ] {
+        let r = c
+            .post(&users)
+            .header("content-type", content_type)
+            .body(
+                json!({"email": forged, "display_name": "curl", "password": "correct horse"})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "{content_type}");
+    }
+    let stored = c
         .post(&users)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(json!({"email": format!("curl-{}@example.org", unique()), "display_name": "curl", "password": "correct horse"}).to_string())
+        .json(&json!({"email": forged, "display_name": "curl", "password": "correct horse"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(curl_style.status(), 201);
+    assert_eq!(stored.status(), 201, "the refused sign-ups stored nothing");
 
     // None of the refused sign-ups was stored: the address is still free, once.
     let ok = c

@@ -3,24 +3,26 @@
 
 use std::{sync::Arc, time::Duration};
 
-use platform::auth::{Revocations, TokenKey, caller};
+use platform::auth::{Revocations, TokenSigner, caller};
 use prometheus::IntCounterVec;
 use protos::users::v1::{self as pb, users_service_server::UsersService};
 use tonic::{Request, Response, Status};
 
 use crate::{
     account::{self, Invalid},
-    store::{StoreError, UserRow, UserStore},
+    store::{NewPassword, SessionRow, StoreError, UserRow, UserStore},
 };
 
 /// One message for an unknown email and a wrong password: no account enumeration.
 const BAD_CREDENTIALS: &str = "email or password is incorrect";
+/// A password change whose `current_password` is not the account's password.
+const WRONG_CURRENT_PASSWORD: &str = "current_password is incorrect";
 
 /// The users service.
 #[derive(Clone)]
 pub struct Users {
     store: Arc<dyn UserStore>,
-    tokens: TokenKey,
+    tokens: TokenSigner,
     token_ttl: Duration,
     signups: IntCounterVec,
     signins: IntCounterVec,
@@ -38,7 +40,7 @@ pub struct Users {
 impl Users {
     pub fn new(
         store: Arc<dyn UserStore>,
-        tokens: TokenKey,
+        tokens: TokenSigner,
         token_ttl: Duration,
         hash_concurrency: usize,
         metrics: &platform::metrics::Metrics,
@@ -87,6 +89,8 @@ impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => Status::already_exists(e.to_string()),
+            // What was checked as the current password no longer is.
+            StoreError::PasswordChanged => Status::permission_denied(WRONG_CURRENT_PASSWORD),
             StoreError::NotReady(_) => Status::unavailable(e.to_string()),
             StoreError::Database(error) => {
                 tracing::error!(%error, "users database failed");
@@ -132,6 +136,23 @@ impl Users {
         })
         .await
         .map_err(|_| Status::internal("internal error"))
+    }
+
+    /// Checks `current` against account `id`'s password; the hash it matched.
+    async fn check_current_password(&self, id: &str, current: String) -> Result<String, Status> {
+        let user = self.store.by_id(id).await?.ok_or_else(|| gone(id))?;
+        if current.chars().count() > account::MAX_PASSWORD_LEN {
+            return Err(Status::permission_denied(WRONG_CURRENT_PASSWORD));
+        }
+        let hash: Arc<str> = user.password_hash.as_str().into();
+        let matches = self
+            .hashing(move |m| account::verify_password(&current, &hash, m))
+            .await?;
+        if !matches {
+            tracing::info!(user_id = %id, "password change refused: wrong current password");
+            return Err(Status::permission_denied(WRONG_CURRENT_PASSWORD));
+        }
+        Ok(user.password_hash)
     }
 }
 
@@ -224,6 +245,21 @@ impl UsersService for Users {
         match user {
             Some(user) if matches => {
                 let (access_token, claims) = self.tokens.issue(&user.id, self.token_ttl);
+                // Recorded, so that a password change can end it; refused if the password
+                // changed while it was being checked.
+                let session = SessionRow {
+                    id: claims.sid.clone(),
+                    user_id: user.id.clone(),
+                    expires_at_ms: claims.exp.saturating_mul(1000),
+                };
+                let started = self
+                    .store
+                    .start_session(&session, &user.password_hash, platform::now_unix_ms())
+                    .await?;
+                if !started {
+                    self.signins.with_label_values(&["failure"]).inc();
+                    return Err(Status::unauthenticated(BAD_CREDENTIALS));
+                }
                 self.signins.with_label_values(&["success"]).inc();
                 tracing::info!(user_id = %user.id, "signed in");
                 Ok(Response::new(pb::SignInResponse {
@@ -257,10 +293,16 @@ impl UsersService for Users {
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let id = owner(&request, &request.get_ref().id)?;
+        let session = caller(&request)?.session_id;
         let req = request.into_inner();
         if req.display_name.is_none() && req.password.is_none() {
             return Err(Status::invalid_argument(
                 "nothing to update: set display_name and/or password",
+            ));
+        }
+        if req.password.is_some() && req.current_password.is_none() {
+            return Err(Status::invalid_argument(
+                "current_password is required to change the password",
             ));
         }
         let display_name = req
@@ -268,25 +310,52 @@ impl UsersService for Users {
             .as_deref()
             .map(account::check_display_name)
             .transpose()?;
-        let password_hash = match req.password {
-            Some(p) => {
-                account::check_password(&p)?;
-                Some(self.hashing(move |m| account::hash_password(&p, m)).await?)
-            }
+        if let Some(p) = &req.password {
+            account::check_password(p)?;
+        }
+        // The current password, whenever given, must be right: else nothing changes.
+        let checked_hash = match req.current_password {
+            Some(current) => Some(self.check_current_password(&id, current).await?),
             None => None,
         };
-        let user = self
+        let new_hash = match req.password {
+            Some(p) => Some(self.hashing(move |m| account::hash_password(&p, m)).await?),
+            None => None,
+        };
+        let password = match (&new_hash, &checked_hash) {
+            (Some(hash), Some(replaces)) => Some(NewPassword {
+                hash,
+                replaces,
+                keep_session: &session,
+            }),
+            _ => None,
+        };
+        let updated = self
             .store
             .update(
                 &id,
                 display_name.as_deref(),
-                password_hash.as_deref(),
+                password,
                 platform::now_unix_ms(),
             )
             .await?
             .ok_or_else(|| gone(&id))?;
+        for ended in &updated.ended {
+            self.revocations.insert(
+                Revocations::session_key(&ended.id),
+                ended.expires_at_ms.div_euclid(1000) + 1,
+            );
+        }
+        if new_hash.is_some() {
+            self.outbox_wake.notify_one();
+            tracing::info!(
+                user_id = %id,
+                ended_sessions = updated.ended.len(),
+                "password changed; the account's other sessions ended"
+            );
+        }
         Ok(Response::new(pb::UpdateUserResponse {
-            user: Some(to_proto(user)),
+            user: Some(to_proto(updated.user)),
         }))
     }
 

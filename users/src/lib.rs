@@ -4,13 +4,14 @@
 
 pub mod account;
 pub mod grpc;
+pub mod keygen;
 pub mod outbox;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use platform::{
-    auth::{AuthInterceptor, Revocations, TokenKey, WeakSecret},
+    auth::{AuthInterceptor, KeyError, Revocations, TokenSigner, TokenVerifier},
     config::{ServeArgs, TelemetryArgs},
     grpc::{Kit, ServeError},
 };
@@ -28,7 +29,9 @@ pub const SERVICE_NAME: &str = "bookstore.users.v1.UsersService";
 #[command(
     name = "users",
     version,
-    about = "The bookstore's accounts service (gRPC)."
+    about = "The bookstore's accounts service (gRPC).",
+    after_help = "`users keygen` prints a new token key pair: TOKEN_SIGNING_KEY for this service \
+                  alone, and the entry every service adds to TOKEN_PUBLIC_KEYS."
 )]
 pub struct Config {
     /// Address the gRPC server listens on.
@@ -41,15 +44,21 @@ pub struct Config {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://users.db?mode=rwc"
     )]
     pub database_url: String,
     /// Most database connections held open.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
-    /// Secret (32+ bytes) that signs bearer tokens; every service that checks tokens shares it.
-    #[arg(long, env = "TOKEN_SECRET", value_parser = platform::config::secret)]
-    pub token_secret: SecretString,
+    /// The Ed25519 key that signs bearer tokens, `KID=BASE64` (PKCS#8, as `users keygen` prints
+    /// it). Only this service holds it; the others verify with its public key.
+    #[arg(long, env = "TOKEN_SIGNING_KEY", value_parser = platform::config::secret, hide_env_values = true)]
+    pub token_signing_key: SecretString,
+    /// The public keys bearer tokens are checked with, `KID=BASE64,...` (32-byte Ed25519 keys);
+    /// must hold the signing key's. Several during a rotation.
+    #[arg(long, env = "TOKEN_PUBLIC_KEYS", value_parser = TokenVerifier::parse)]
+    pub token_public_keys: TokenVerifier,
     /// Password hashes computed at once (19 MiB and one core each); more wait their turn.
     /// Defaults to the number of CPUs.
     #[arg(long, env = "HASH_CONCURRENCY")]
@@ -80,7 +89,7 @@ pub enum Error {
     #[error(transparent)]
     Serve(#[from] ServeError),
     #[error(transparent)]
-    Secret(#[from] WeakSecret),
+    TokenKeys(#[from] KeyError),
     #[error("recommendations address {url:?} is not valid: {source}")]
     RecommendationsUrl {
         url: String,
@@ -96,7 +105,14 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let key = TokenKey::new(&config.token_secret)?;
+    let key = TokenSigner::from_secret(&config.token_signing_key)?;
+    let verifier = config.token_public_keys.clone();
+    verifier.check_holds(&key)?;
+    tracing::info!(
+        signing_kid = key.kid(),
+        verifying_kids = ?verifier.kids().collect::<Vec<_>>(),
+        "token keys"
+    );
     let kit = Kit::new(SERVICE_NAME).await;
     let pool = platform::database::LazyPool::default();
 
@@ -154,7 +170,7 @@ pub async fn run(
     let users = users.with_revocations(revocations.clone(), wake);
     let service = UsersServiceServer::with_interceptor(
         users,
-        AuthInterceptor::with_revocations(key, revocations),
+        AuthInterceptor::with_revocations(verifier, revocations),
     );
     kit.serve(
         grpc,

@@ -1,4 +1,5 @@
-//! The users binary: parse config, start telemetry, bind, serve until SIGTERM/SIGINT.
+//! The users binary: parse config, start telemetry, bind, serve until SIGTERM/SIGINT; or
+//! `users keygen`, which prints a new token key pair.
 #![forbid(unsafe_code)]
 
 use clap::Parser;
@@ -6,6 +7,9 @@ use users::Config;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "keygen") {
+        return users::keygen::main(std::env::args_os().skip(1));
+    }
     let config = Config::parse();
     let _telemetry = platform::telemetry::init("users", &config.telemetry);
     platform::listen::exit_status("users", serve(config).await)

@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use platform::auth::{TokenKey, USERS_SERVICE};
+use platform::auth::{TokenSigner, USERS_SERVICE};
 use protos::recommendations::v1::{
     DeleteUserRatingsRequest, RevokeSessionRequest,
     recommendations_service_client::RecommendationsServiceClient,
@@ -31,7 +31,7 @@ pub fn backoff(attempts: i64) -> Duration {
 pub struct Outbox {
     pub store: Arc<dyn UserStore>,
     pub client: RecommendationsServiceClient<Channel>,
-    pub key: TokenKey,
+    pub key: TokenSigner,
     /// Woken when an entry is written, so delivery does not wait for the next poll.
     pub wake: Arc<Notify>,
     pub delivered: prometheus::IntCounterVec,

@@ -14,11 +14,41 @@ pub struct UserRow {
     pub updated_at_ms: i64,
 }
 
+/// A signed-in session: its token's `sid`, until the token expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub expires_at_ms: i64,
+}
+
+/// A new password for [`UserStore::update`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewPassword<'a> {
+    /// The new password's hash.
+    pub hash: &'a str,
+    /// The hash the caller's current password was checked against: the change is made only if
+    /// it is still the account's (else [`StoreError::PasswordChanged`]).
+    pub replaces: &'a str,
+    /// The session making the change: every other session of the account ends.
+    pub keep_session: &'a str,
+}
+
+/// An account after [`UserStore::update`], and the sessions a new password ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    pub user: UserRow,
+    pub ended: Vec<SessionRow>,
+}
+
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// The password changed between the check of the current one and the change.
+    #[error("the account's password changed meanwhile")]
+    PasswordChanged,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -31,14 +61,25 @@ pub trait UserStore: Send + Sync + 'static {
     async fn insert(&self, user: &UserRow, email_lower: &str) -> Result<(), StoreError>;
     async fn by_email(&self, email_lower: &str) -> Result<Option<UserRow>, StoreError>;
     async fn by_id(&self, id: &str) -> Result<Option<UserRow>, StoreError>;
-    /// Sets what is given; `None` when there is no such account.
+    /// Records a session signed in with the password whose hash is `checked_hash`, unless the
+    /// account's password has changed since it was checked: then nothing is recorded and the
+    /// answer is false (the sign-in must fail). Forgets sessions expired by `now_ms`.
+    async fn start_session(
+        &self,
+        session: &SessionRow,
+        checked_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Sets what is given; `None` when there is no such account. A new password ends every
+    /// other unexpired session of the account in the same transaction (revoked, and queued for
+    /// recommendations in the outbox), and they are returned.
     async fn update(
         &self,
         id: &str,
         display_name: Option<&str>,
-        password_hash: Option<&str>,
+        password: Option<NewPassword<'_>>,
         now_ms: i64,
-    ) -> Result<Option<UserRow>, StoreError>;
+    ) -> Result<Option<Updated>, StoreError>;
     /// Deletes an account and, in the same transaction, ends its tokens until `until_ms` and
     /// queues the deletion of its ratings in the outbox. Whether an account was deleted.
     async fn delete(&self, id: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError>;
@@ -155,31 +196,125 @@ impl UserStore for SqlUserStore {
         Ok(r.map(row).transpose()?)
     }
 
+    async fn start_session(
+        &self,
+        session: &SessionRow,
+        checked_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let db = self.pool.get()?;
+        // Apart from the transaction: concurrent sign-ins do not wait on each other's pruning.
+        sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(db)
+            .await?;
+        let mut tx = db.begin().await?;
+        // Locks the account's row: a password change either commits first (and this finds
+        // another hash) or waits for this session, which it then ends.
+        let same = sqlx::query(
+            "UPDATE users SET password_hash = password_hash WHERE id = $1 AND password_hash = $2",
+        )
+        .bind(&session.user_id)
+        .bind(checked_hash)
+        .execute(&mut *tx)
+        .await?;
+        if same.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&session.id)
+        .bind(&session.user_id)
+        .bind(session.expires_at_ms)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn update(
         &self,
         id: &str,
         display_name: Option<&str>,
-        password_hash: Option<&str>,
+        password: Option<NewPassword<'_>>,
         now_ms: i64,
-    ) -> Result<Option<UserRow>, StoreError> {
+    ) -> Result<Option<Updated>, StoreError> {
         let mut tx = self.pool.get()?.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET display_name = COALESCE($1, display_name), \
-             password_hash = COALESCE($2, password_hash), updated_at_ms = $3 WHERE id = $4",
-        )
-        .bind(display_name)
-        .bind(password_hash)
-        .bind(now_ms)
-        .bind(id)
+        let done = match &password {
+            None => sqlx::query(
+                "UPDATE users SET display_name = COALESCE($1, display_name), updated_at_ms = $2 \
+                 WHERE id = $3",
+            )
+            .bind(display_name)
+            .bind(now_ms)
+            .bind(id),
+            Some(p) => sqlx::query(
+                "UPDATE users SET display_name = COALESCE($1, display_name), password_hash = $2, \
+                 updated_at_ms = $3 WHERE id = $4 AND password_hash = $5",
+            )
+            .bind(display_name)
+            .bind(p.hash)
+            .bind(now_ms)
+            .bind(id)
+            .bind(p.replaces),
+        }
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Ok(None);
+            let exists = sqlx::query("SELECT id FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return match (exists, password) {
+                (true, Some(_)) => Err(StoreError::PasswordChanged),
+                _ => Ok(None),
+            };
+        }
+        let mut ended = Vec::new();
+        if let Some(p) = password {
+            let rows = sqlx::query(
+                "SELECT id, expires_at_ms FROM sessions \
+                 WHERE user_id = $1 AND id <> $2 AND expires_at_ms > $3",
+            )
+            .bind(id)
+            .bind(p.keep_session)
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in rows {
+                let session = SessionRow {
+                    id: r.try_get("id")?,
+                    user_id: id.to_owned(),
+                    expires_at_ms: r.try_get("expires_at_ms")?,
+                };
+                let key = platform::auth::Revocations::session_key(&session.id);
+                platform::revocation::record(&mut *tx, &key, session.expires_at_ms, now_ms).await?;
+                enqueue(
+                    &mut tx,
+                    OutboxKind::RevokeSession,
+                    &session.id,
+                    session.expires_at_ms,
+                    now_ms,
+                )
+                .await?;
+                ended.push(session);
+            }
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                .bind(id)
+                .bind(p.keep_session)
+                .execute(&mut *tx)
+                .await?;
         }
         let q = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
         let r = sqlx::query(&q).bind(id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
-        Ok(Some(row(r)?))
+        Ok(Some(Updated {
+            user: row(r)?,
+            ended,
+        }))
     }
 
     async fn delete(&self, id: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
@@ -191,6 +326,10 @@ impl UserStore for SqlUserStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let key = platform::auth::Revocations::user_key(id);
         platform::revocation::record(&mut *tx, &key, until_ms, now_ms).await?;
         enqueue(&mut tx, OutboxKind::DeleteUser, id, until_ms, now_ms).await?;
@@ -205,6 +344,11 @@ impl UserStore for SqlUserStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.get()?.begin().await?;
+        // Ended now: a later password change has nothing left to end here.
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
         let key = platform::auth::Revocations::session_key(session_id);
         platform::revocation::record(&mut *tx, &key, until_ms, now_ms).await?;
         enqueue(

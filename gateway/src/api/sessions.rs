@@ -48,15 +48,17 @@ pub struct Session {
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "users", request_body = SignIn,
     responses((status = 201, body = Session), (status = 400, body = Problem),
               (status = 401, body = Problem, description = "Email or password is incorrect."),
-              (status = 429, body = Problem, description = "This client's sign-in budget is spent (AUTH_RATE_PER_MINUTE); retry after Retry-After seconds.")))]
+              (status = 429, body = Problem, description = "This client's sign-in budget (AUTH_RATE_PER_MINUTE) or this account's budget of failed sign-ins (AUTH_ACCOUNT_RATE_PER_MINUTE; a right password is refused too while it is spent) is spent; retry after Retry-After seconds.")))]
 pub async fn sign_in(
     State(s): State<AppState>,
     ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
-    s.auth_attempt(client)?;
-    let session = s.users().sign_in(body.email, body.password).await?;
-    Ok((StatusCode::CREATED, Json(session)))
+    let attempt = s.auth_attempt(client, Some(&body.email))?;
+    let session = s.users().sign_in(body.email, body.password).await;
+    // Only a wrong email or password spends the account's budget.
+    attempt.settle(&session, tonic::Code::Unauthenticated);
+    Ok((StatusCode::CREATED, Json(session?)))
 }
 
 /// Signs out: the caller's token is refused from now on, by every service.

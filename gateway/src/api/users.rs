@@ -62,32 +62,30 @@ impl Validate for CreateUser {
     }
 }
 
-/// Changes to an account; at least one field.
+/// Changes to an account: a display name and/or a password. A new password needs the current
+/// one, and ends every other session of the account (the token making the change goes on).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// 1..=64 characters.
     #[serde(default, deserialize_with = "present")]
     pub display_name: Option<String>,
-    /// 8..=128 characters.
+    /// 8..=128 characters; needs `current_password`.
     #[serde(default, deserialize_with = "present")]
     pub password: Option<String>,
+    /// The account's password as it is now: required with `password`, and checked whenever
+    /// given (a wrong one is 403 and changes nothing).
+    #[serde(default, deserialize_with = "present")]
+    pub current_password: Option<String>,
 }
 
 impl Validate for UpdateUser {
     fn validate(&self) -> Result<(), ApiError> {
-        if self.display_name.is_none() && self.password.is_none() {
-            return Err(ApiError::bad_request(
-                "nothing to update: set display_name and/or password",
-            ));
-        }
-        if let Some(name) = &self.display_name {
-            contract::display_name(name)?;
-        }
-        if let Some(p) = &self.password {
-            contract::password("password", p, contract::PASSWORD_MIN)?;
-        }
-        Ok(())
+        contract::update_user(
+            self.display_name.as_deref(),
+            self.password.as_deref(),
+            self.current_password.as_deref(),
+        )
     }
 }
 
@@ -103,7 +101,7 @@ pub async fn create_user(
     ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<Response, ApiError> {
-    s.auth_attempt(client)?;
+    s.auth_attempt(client, None)?;
     let user = s
         .users()
         .create_user(body.email, body.display_name, body.password)
@@ -130,22 +128,44 @@ pub async fn get_user(
     Ok(Json(s.users().get_user(auth.as_ref(), id).await?))
 }
 
-/// Changes the caller's display name and/or password.
+/// Changes the caller's display name and/or password. A new password needs
+/// `current_password` and ends every other session of the account, in every service; the token
+/// that made the change goes on.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     request_body = UpdateUser, security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = User),
+              (status = 400, body = Problem, description = "The request breaks a documented constraint (the detail names the field), e.g. `password` without `current_password`."),
+              (status = 401, body = Problem),
+              (status = 403, body = Problem, description = "The token's owner is not this account, or `current_password` is wrong: nothing changed."),
+              (status = 429, body = Problem, description = "Password checks: this client's budget (AUTH_RATE_PER_MINUTE) or this account's budget of wrong current passwords (AUTH_ACCOUNT_RATE_PER_MINUTE) is spent, or a service is at its concurrency limit; retry after Retry-After seconds.")))]
 pub async fn update_user(
     State(s): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiAuth(auth): ApiAuth,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
     contract::user_id(&id)?;
+    // A current password is a password guess like a sign-in's: the same budgets, the account's
+    // spent only by a wrong one (PERMISSION_DENIED).
+    let attempt = match body.current_password {
+        Some(_) => Some(s.auth_attempt(client, Some(&id))?),
+        None => None,
+    };
     let user = s
         .users()
-        .update_user(auth.as_ref(), id, body.display_name, body.password)
-        .await?;
-    Ok(Json(user))
+        .update_user(
+            auth.as_ref(),
+            id,
+            body.display_name,
+            body.password,
+            body.current_password,
+        )
+        .await;
+    if let Some(attempt) = attempt {
+        attempt.settle(&user, tonic::Code::PermissionDenied);
+    }
+    Ok(Json(user?))
 }
 
 /// Deletes the caller's account.

@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use tonic::Code;
 
-use super::{see_other, session};
+use super::{csrf::FormGuard, see_other, session};
 use crate::{AppState, api::Session, contract, error::ApiError, rate_limit::ClientIp};
 
 #[derive(Debug, Deserialize)]
@@ -28,9 +28,9 @@ pub struct SignUpForm {
 }
 
 /// A redirect to `to` that starts `session` in the browser.
-fn signed_in(s: &AppState, session: &Session, to: &str) -> Response {
+fn signed_in(forms: &FormGuard, session: &Session, to: &str) -> Response {
     let mut r = see_other(to);
-    for c in session::start(s, session) {
+    for c in session::start(session, forms.secure) {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
     r
@@ -70,6 +70,7 @@ fn signup_problem(f: &SignUpForm) -> Option<&'static str> {
 /// POST `/signin`.
 pub async fn sign_in(
     State(s): State<AppState>,
+    forms: FormGuard,
     ClientIp(client): ClientIp,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
@@ -79,11 +80,13 @@ pub async fn sign_in(
     if f.email.trim().is_empty() || f.password.is_empty() {
         return back("invalid-signin");
     }
-    if s.auth_attempt(client).is_err() {
+    let Ok(attempt) = s.auth_attempt(client, Some(&f.email)) else {
         return back("too-many-attempts");
-    }
-    match s.users().sign_in(f.email, f.password).await {
-        Ok(session) => signed_in(&s, &session, "/?notice=signed-in"),
+    };
+    let outcome = s.users().sign_in(f.email, f.password).await;
+    attempt.settle(&outcome, Code::Unauthenticated);
+    match outcome {
+        Ok(session) => signed_in(&forms, &session, "/?notice=signed-in"),
         Err(e) => back(notice_for(&e, "invalid-signin")),
     }
 }
@@ -91,6 +94,7 @@ pub async fn sign_in(
 /// POST `/signup`: creates the account, then signs in.
 pub async fn sign_up(
     State(s): State<AppState>,
+    forms: FormGuard,
     ClientIp(client): ClientIp,
     form: Result<Form<SignUpForm>, FormRejection>,
 ) -> Response {
@@ -100,7 +104,7 @@ pub async fn sign_up(
     if let Some(problem) = signup_problem(&f) {
         return back(problem);
     }
-    if s.auth_attempt(client).is_err() {
+    if s.auth_attempt(client, None).is_err() {
         return back("too-many-attempts");
     }
     // One deadline for both calls: the request's budget, not one per call.
@@ -112,13 +116,13 @@ pub async fn sign_up(
         return back(notice_for(&e, "invalid-signup"));
     }
     match users.sign_in(f.email, f.password).await {
-        Ok(session) => signed_in(&s, &session, "/?notice=signed-up"),
+        Ok(session) => signed_in(&forms, &session, "/?notice=signed-up"),
         Err(e) => back(notice_for(&e, "invalid-signup")),
     }
 }
 
 /// POST `/signout`: ends the session's token (not only the cookie), then drops the cookies.
-pub async fn sign_out(State(s): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn sign_out(State(s): State<AppState>, forms: FormGuard, headers: HeaderMap) -> Response {
     if let Some(sess) = session::from_cookies(&headers)
         && let Err(e) = s.users().sign_out(Some(&sess.token)).await
     {
@@ -131,7 +135,7 @@ pub async fn sign_out(State(s): State<AppState>, headers: HeaderMap) -> Response
         }
     }
     let mut r = see_other("/?notice=signed-out");
-    for c in session::end() {
+    for c in session::end(forms.secure) {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
     r

@@ -14,8 +14,10 @@ use tonic::Code;
 
 use super::{
     PANEL_SIZE,
+    csrf::FormGuard,
     layout::{
-        self, CardTitle, Shell, authors, card, cover, error_page, live_strip, stars, thousands,
+        self, CardTitle, Shell, authors, card, cover, csrf_field, error_page, live_strip, stars,
+        thousands,
     },
     see_other, session,
 };
@@ -29,6 +31,7 @@ pub struct BookQuery {
 /// `/books/{id}`: the book and "also liked", fetched concurrently.
 pub async fn book(
     State(s): State<AppState>,
+    forms: FormGuard,
     headers: HeaderMap,
     Path(raw_id): Path<String>,
     query: Result<Query<BookQuery>, QueryRejection>,
@@ -39,6 +42,7 @@ pub async fn book(
         return error_page(
             &ApiError::bad_request(format!("{raw_id:?} is not a book id")),
             sess.as_ref(),
+            &forms,
         );
     };
     let d = s.deadline();
@@ -59,7 +63,7 @@ pub async fn book(
     let (main, similar) = tokio::join!(main, similar);
     let book = match main {
         Ok(b) => b,
-        Err(e) => return error_page(&e, sess.as_ref()),
+        Err(e) => return error_page(&e, sess.as_ref(), &forms),
     };
     let content = html! {
         section aria-labelledby="book-title" {
@@ -71,7 +75,7 @@ pub async fn book(
                     (facts(&book))
                     (histogram(&book))
                     @if sess.is_some() {
-                        (rating_forms(book.id))
+                        (rating_forms(book.id, &forms))
                     } @else {
                         p { a href="/#account" { "Sign in" } " to rate this book." }
                     }
@@ -103,6 +107,7 @@ pub async fn book(
         query: "",
         notice: q.notice.as_deref(),
         single: false,
+        forms: &forms,
     };
     layout::ok(&shell, content)
 }
@@ -153,9 +158,10 @@ fn histogram(book: &Book) -> Markup {
 }
 
 /// The signed-in reader's forms: 1 to 5 stars, or no rating.
-fn rating_forms(id: i64) -> Markup {
+fn rating_forms(id: i64, forms: &FormGuard) -> Markup {
     html! {
         form method="post" action={ "/books/" (id) "/rating" } {
+            (csrf_field(forms))
             fieldset.stars {
                 legend { "Your rating" }
                 @for n in 1..=5 {
@@ -169,6 +175,7 @@ fn rating_forms(id: i64) -> Markup {
             button type="submit" { "Save rating" }
         }
         form method="post" action={ "/books/" (id) "/rating/delete" } {
+            (csrf_field(forms))
             button.secondary type="submit" { "Remove my rating" }
         }
     }
@@ -182,6 +189,7 @@ pub struct RatingForm {
 /// POST `/books/{id}/rating`.
 pub async fn rate(
     State(s): State<AppState>,
+    forms: FormGuard,
     headers: HeaderMap,
     Path(id): Path<i64>,
     form: Result<Form<RatingForm>, FormRejection>,
@@ -201,7 +209,7 @@ pub async fn rate(
         Ok(_) => back("rated"),
         Err(e) if e.grpc_code == Some(Code::InvalidArgument) => back("invalid-rating"),
         Err(e) if e.grpc_code == Some(Code::Unauthenticated) => back("sign-in-to-rate"),
-        Err(e) if e.grpc_code == Some(Code::NotFound) => error_page(&e, Some(&sess)),
+        Err(e) if e.grpc_code == Some(Code::NotFound) => error_page(&e, Some(&sess), &forms),
         Err(_) => back("unavailable"),
     }
 }

@@ -15,8 +15,10 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    GRID_PAGE, PANEL_SIZE, html_response,
-    layout::{self, CardTitle, Shell, card, live_strip, picks, thousands},
+    GRID_PAGE, PANEL_SIZE,
+    csrf::FormGuard,
+    html_response,
+    layout::{self, CardTitle, Shell, card, csrf_field, live_strip, picks, thousands},
     session, url_encode,
 };
 use crate::{AppState, api::BookPage, error::ApiError, upstream::recommendations::Pick};
@@ -34,6 +36,7 @@ type Panel = (&'static str, Arc<[Pick]>, bool);
 /// `/`: the grid (list or search) and the side panel, fetched concurrently.
 pub async fn home(
     State(s): State<AppState>,
+    forms: FormGuard,
     headers: HeaderMap,
     query: Result<Query<HomeQuery>, QueryRejection>,
 ) -> Response {
@@ -113,7 +116,7 @@ pub async fn home(
             }
             (live_strip(None))
             @if sess.is_none() {
-                (account_forms(account_notice))
+                (account_forms(account_notice, &forms))
             }
         }
     };
@@ -123,10 +126,11 @@ pub async fn home(
         query: search.as_deref().unwrap_or(""),
         notice: page_notice,
         single: false,
+        forms: &forms,
     };
     let mut response = html_response(status, layout::page(&shell, content));
     if expired {
-        for c in session::end() {
+        for c in session::end(forms.secure) {
             response.headers_mut().append(header::SET_COOKIE, c);
         }
     }
@@ -193,12 +197,13 @@ fn grid_failed(e: &ApiError) -> Markup {
 }
 
 /// The sign-in and sign-up forms (for visitors), after the outcome of the last attempt.
-fn account_forms(notice: Option<&str>) -> Markup {
+fn account_forms(notice: Option<&str>, forms: &FormGuard) -> Markup {
     html! {
         section #account aria-labelledby="signin-title" {
             (layout::notice(notice))
             h2 #signin-title { "Sign in" }
             form.stack method="post" action="/signin" {
+                (csrf_field(forms))
                 label { "Email" input type="email" name="email" autocomplete="username" required maxlength="254"; }
                 label { "Password" input type="password" name="password" autocomplete="current-password" required maxlength="128"; }
                 button type="submit" { "Sign in" }
@@ -207,6 +212,7 @@ fn account_forms(notice: Option<&str>) -> Markup {
         section aria-labelledby="signup-title" {
             h2 #signup-title { "New here? Sign up" }
             form.stack method="post" action="/signup" {
+                (csrf_field(forms))
                 label { "Email" input type="email" name="email" autocomplete="email" required maxlength="254"; }
                 label { "Name" input type="text" name="display_name" autocomplete="nickname" required maxlength="64"; }
                 label {

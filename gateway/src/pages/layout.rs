@@ -7,7 +7,11 @@
 use axum::{http::StatusCode, response::Response};
 use maud::{DOCTYPE, Markup, html};
 
-use super::{html_response, session::PageSession};
+use super::{
+    csrf::{self, FormGuard},
+    html_response,
+    session::PageSession,
+};
 use crate::{api::Book, error::ApiError, upstream::recommendations::Pick};
 
 /// What the shell of a page needs besides its content.
@@ -22,6 +26,13 @@ pub struct Shell<'a> {
     pub notice: Option<&'a str>,
     /// One column, without the side panel.
     pub single: bool,
+    /// The token every form posts back (see `csrf`).
+    pub forms: &'a FormGuard,
+}
+
+/// The hidden field that proves a form came from this site's own page (see `csrf`).
+pub fn csrf_field(forms: &FormGuard) -> Markup {
+    html! { input type="hidden" name=(csrf::FIELD) value=(forms.token); }
 }
 
 /// Messages a redirect can ask a page to show (fixed texts: nothing from the URL is echoed);
@@ -126,6 +137,7 @@ pub fn page(shell: &Shell<'_>, content: Markup) -> Markup {
                         @if let Some(s) = shell.session {
                             span { "Signed in as " strong { (s.user.name) } }
                             form method="post" action="/signout" {
+                                (csrf_field(shell.forms))
                                 button.secondary type="submit" { "Sign out" }
                             }
                         } @else {
@@ -148,7 +160,7 @@ pub fn page(shell: &Shell<'_>, content: Markup) -> Markup {
 }
 
 /// A page that says what went wrong, with `err`'s status.
-pub fn error_page(err: &ApiError, session: Option<&PageSession>) -> Response {
+pub fn error_page(err: &ApiError, session: Option<&PageSession>, forms: &FormGuard) -> Response {
     let title = err.status.canonical_reason().unwrap_or("Error");
     let shell = Shell {
         title,
@@ -156,6 +168,7 @@ pub fn error_page(err: &ApiError, session: Option<&PageSession>) -> Response {
         query: "",
         notice: None,
         single: true,
+        forms,
     };
     let content = html! {
         section {
@@ -505,12 +518,14 @@ mod tests {
 
     #[test]
     fn a_problem_notice_is_an_alert_and_a_success_a_status() {
+        let forms = FormGuard::default();
         let shell = |notice| Shell {
             title: "T",
             session: None,
             query: "",
             notice: Some(notice),
             single: false,
+            forms: &forms,
         };
         let bad = page(&shell("bad-credentials"), html! {}).into_string();
         assert!(bad.contains(

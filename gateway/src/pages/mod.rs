@@ -6,6 +6,7 @@
 
 mod account;
 mod book;
+pub mod csrf;
 mod home;
 mod layout;
 mod session;
@@ -138,13 +139,14 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     r
 }
 
-async fn not_found_page(headers: HeaderMap, uri: Uri) -> Response {
+async fn not_found_page(forms: csrf::FormGuard, headers: HeaderMap, uri: Uri) -> Response {
     if crate::api::is_api_path(uri.path()) {
         return crate::api::not_found().await.into_response();
     }
     layout::error_page(
         &ApiError::new(StatusCode::NOT_FOUND, "There is no page here."),
         session::from_cookies(&headers).as_ref(),
+        &forms,
     )
 }
 

@@ -1,14 +1,26 @@
 //! Who is signed in on the pages: two `HttpOnly`, `SameSite=Lax` cookies, the bearer token the
-//! services check and the name the pages show.
+//! services check and the name the pages show; `Secure` and `__Host-` prefixed (no other host
+//! can set or overwrite them) when the pages are served over TLS.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use crate::{AppState, api::Session, upstream::Bearer};
+use crate::{api::Session, upstream::Bearer};
 
 const SESSION_COOKIE: &str = "bookstore_session";
 const USER_COOKIE: &str = "bookstore_user";
+const HOST_SESSION_COOKIE: &str = "__Host-bookstore_session";
+const HOST_USER_COOKIE: &str = "__Host-bookstore_user";
+
+/// The two cookies' names: prefixed when `secure`.
+fn names(secure: bool) -> [&'static str; 2] {
+    if secure {
+        [HOST_SESSION_COOKIE, HOST_USER_COOKIE]
+    } else {
+        [SESSION_COOKIE, USER_COOKIE]
+    }
+}
 
 /// Who is signed in, as the cookies say. The token is what the services check; the name is
 /// only shown.
@@ -25,7 +37,8 @@ pub struct SessionUser {
     pub name: String,
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of the cookie `name` the request carries.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -36,38 +49,45 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The session the request's cookies carry, if they carry a well-formed one.
+/// The session the request's cookies carry, if they carry a well-formed one (prefixed or
+/// not: a browser only sends `__Host-` cookies over TLS).
 pub fn from_cookies(headers: &HeaderMap) -> Option<PageSession> {
-    let token = Bearer::parse(cookie(headers, SESSION_COOKIE)?)?;
-    let raw = URL_SAFE_NO_PAD.decode(cookie(headers, USER_COOKIE)?).ok()?;
-    let user = serde_json::from_slice(&raw).ok()?;
-    Some(PageSession { token, user })
+    [true, false].into_iter().find_map(|secure| {
+        let [session, user] = names(secure);
+        let token = Bearer::parse(cookie(headers, session)?)?;
+        let raw = URL_SAFE_NO_PAD.decode(cookie(headers, user)?).ok()?;
+        let user = serde_json::from_slice(&raw).ok()?;
+        Some(PageSession { token, user })
+    })
 }
 
-/// The `Set-Cookie` values that start `session` (expiring with its token).
-pub fn start(s: &AppState, session: &Session) -> [HeaderValue; 2] {
+/// The `Set-Cookie` values that start `session` (expiring with its token), `Secure` ones when
+/// `secure`.
+pub fn start(session: &Session, secure: bool) -> [HeaderValue; 2] {
     let user = SessionUser {
         id: session.user.id.clone(),
         name: session.user.display_name.clone(),
     };
-    let secure = if s.cookie_secure { "; Secure" } else { "" };
+    let [session_cookie, user_cookie] = names(secure);
+    let secure = if secure { "; Secure" } else { "" };
     let max_age = session.expires_in;
     let token = &session.access_token;
     let user = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&user).unwrap_or_default());
     [
         format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+            "{session_cookie}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
         ),
-        format!("{USER_COOKIE}={user}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"),
+        format!("{user_cookie}={user}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"),
     ]
     .map(|c| HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static("")))
 }
 
-/// The `Set-Cookie` values that end the session in the browser.
-pub fn end() -> [HeaderValue; 2] {
-    [SESSION_COOKIE, USER_COOKIE].map(|name| {
+/// The `Set-Cookie` values that end the session in the browser (set as `secure` said).
+pub fn end(secure: bool) -> [HeaderValue; 2] {
+    let flag = if secure { "; Secure" } else { "" };
+    names(secure).map(|name| {
         HeaderValue::from_str(&format!(
-            "{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+            "{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{flag}"
         ))
         .unwrap_or(HeaderValue::from_static(""))
     })

@@ -46,18 +46,21 @@ impl Users {
         .ok_or_else(|| self.missing("user"))
     }
 
-    /// Changes the display name and/or password of the account `id`.
+    /// Changes the display name and/or password of the account `id` (a new password needs
+    /// the current one, and ends every other session of the account).
     pub async fn update_user(
         &self,
         auth: Option<&Bearer>,
         id: String,
         display_name: Option<String>,
         password: Option<String>,
+        current_password: Option<String>,
     ) -> Result<User, ApiError> {
         let message = us::UpdateUserRequest {
             id,
             display_name,
             password,
+            current_password,
         };
         self.call(
             message,

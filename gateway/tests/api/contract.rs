@@ -156,6 +156,16 @@ async fn bodies_are_held_to_their_schemas() {
             "/api/v1/users/not-a-uuid".to_owned(),
             r#"{"display_name":"Ada"}"#,
         ),
+        (
+            "PATCH",
+            format!("/api/v1/users/{id}"),
+            r#"{"current_password":"correct horse"}"#,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/users/{id}"),
+            r#"{"password":"long enough","current_password":""}"#,
+        ),
     ];
     for (method, uri, body) in &cases {
         let (status, doc) = json(&app, method, uri, body).await;
@@ -169,6 +179,27 @@ async fn bodies_are_held_to_their_schemas() {
     )
     .await;
     assert_eq!(status, 503, "valid: {doc}");
+    // A new password needs the current one: a 400 naming it, before any call.
+    let (status, doc) = json(
+        &app,
+        "PATCH",
+        &format!("/api/v1/users/{id}"),
+        r#"{"password":"long enough","display_name":"Ada"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{doc}");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("current_password"),
+        "{doc}"
+    );
+    for valid in [
+        r#"{"password":"long enough","current_password":"x"}"#,
+        r#"{"display_name":"Ada","current_password":"correct horse"}"#,
+        r#"{"display_name":"Ada"}"#,
+    ] {
+        let (status, doc) = json(&app, "PATCH", &format!("/api/v1/users/{id}"), valid).await;
+        assert_eq!(status, 503, "{valid} is valid: {doc}");
+    }
     let (status, _, _) = send(
         &app,
         Request::post("/api/v1/users")
@@ -205,7 +236,7 @@ async fn the_document_gives_every_error_as_problem_json_and_states_the_constrain
                 }
             }
             if op.get("requestBody").is_some() {
-                for status in ["400", "413", "415"] {
+                for status in ["400", "408", "413", "415"] {
                     assert!(
                         responses.contains_key(status),
                         "{method} {path} lacks {status}"
@@ -228,7 +259,18 @@ async fn the_document_gives_every_error_as_problem_json_and_states_the_constrain
         schemas["CreateUser"]["properties"]["password"]["minLength"],
         8
     );
-    assert_eq!(schemas["UpdateUser"]["minProperties"], 1);
+    assert_eq!(
+        schemas["UpdateUser"]["anyOf"],
+        serde_json::json!([{ "required": ["display_name"] }, { "required": ["password"] }])
+    );
+    assert_eq!(
+        schemas["UpdateUser"]["dependentRequired"],
+        serde_json::json!({ "password": ["current_password"] })
+    );
+    assert_eq!(
+        schemas["UpdateUser"]["properties"]["current_password"]["maxLength"],
+        128
+    );
     assert_eq!(
         schemas["UpdateUser"]["properties"]["display_name"]["type"],
         "string"

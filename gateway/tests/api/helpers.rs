@@ -119,3 +119,43 @@ pub fn problem(headers: &http::HeaderMap, body: &str) -> serde_json::Value {
     }
     doc
 }
+
+/// What a browser holds after loading a page: the CSRF cookie and the token its forms carry.
+pub struct FormSession {
+    pub cookie: String,
+    pub token: String,
+}
+
+impl FormSession {
+    /// Loads the home page (its sign-in and sign-up forms show even with every upstream down)
+    /// as a new visitor would.
+    pub async fn open(app: &Router) -> FormSession {
+        let (_, headers, page) = send(app, Request::get("/").body(Body::empty()).unwrap()).await;
+        let cookie = headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let token = page
+            .split(r#"name="csrf" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        FormSession { cookie, token }
+    }
+
+    /// A same-origin form POST of `body` (the token appended) as the browser sends it.
+    pub fn post(&self, uri: &str, body: &str) -> Request<Body> {
+        Request::post(uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("host", "bookstore.test")
+            .header("origin", "http://bookstore.test")
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", &self.cookie)
+            .body(Body::from(format!("{body}&csrf={}", self.token)))
+            .unwrap()
+    }
+}

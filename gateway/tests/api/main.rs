@@ -1,5 +1,6 @@
 //! The gateway's router tested with `oneshot`, its upstreams real sockets that misbehave.
 
+mod connections;
 mod contract;
 mod degraded;
 mod errors;
@@ -13,4 +14,6 @@ mod picks;
 #[allow(dead_code)]
 #[path = "../../../marketplace/tests/api/pki.rs"]
 mod pki;
+mod sign_in_budget;
+mod slow_clients;
 mod tls;

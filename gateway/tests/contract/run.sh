@@ -29,7 +29,11 @@ for s in socks:
     s.close()
 PY
 )
-export TOKEN_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# A token key pair for this run: the private key to users alone, the public key to both.
+keys=$("$BIN_DIR/users" keygen)
+signing_key=$(sed -n 's/^TOKEN_SIGNING_KEY=//p' <<<"$keys")
+export TOKEN_PUBLIC_KEYS=$(sed -n 's/^TOKEN_PUBLIC_KEYS=//p' <<<"$keys")
+unset keys
 export LOG_FORMAT=json RUST_LOG=${RUST_LOG:-warn} SHUTDOWN_DELAY_MS=0 DRAIN_TIMEOUT_MS=1000
 start() {
   local name=$1; shift
@@ -40,12 +44,15 @@ start marketplace GRPC_ADDR=127.0.0.1:$p_mk ADMIN_ADDR=127.0.0.1:$a_mk
 start recommendations GRPC_ADDR=127.0.0.1:$p_rec ADMIN_ADDR=127.0.0.1:$a_rec \
   "DATABASE_URL=sqlite://$work/recommendations.db?mode=rwc"
 start users GRPC_ADDR=127.0.0.1:$p_us ADMIN_ADDR=127.0.0.1:$a_us \
-  "DATABASE_URL=sqlite://$work/users.db?mode=rwc" RECOMMENDATIONS_URL=http://127.0.0.1:$p_rec
-# The sign-in/sign-up budget is raised: the fuzzer is one client sending hundreds of them, and
-# the limit itself is tested in gateway/tests/api. Everything else runs as configured.
+  "DATABASE_URL=sqlite://$work/users.db?mode=rwc" RECOMMENDATIONS_URL=http://127.0.0.1:$p_rec \
+  "TOKEN_SIGNING_KEY=$signing_key"
+# The sign-in/sign-up budgets are raised: the fuzzer is one client sending hundreds of them,
+# many with wrong passwords, and the limits themselves are tested in gateway/tests/api.
+# Everything else runs as configured.
 start gateway HTTP_ADDR=127.0.0.1:$p_gw ADMIN_ADDR=127.0.0.1:$a_gw \
   MARKETPLACE_URL=http://127.0.0.1:$p_mk RECOMMENDATIONS_URL=http://127.0.0.1:$p_rec \
-  USERS_URL=http://127.0.0.1:$p_us AUTH_RATE_PER_MINUTE=100000 AUTH_RATE_BURST=100000
+  USERS_URL=http://127.0.0.1:$p_us AUTH_RATE_PER_MINUTE=100000 AUTH_RATE_BURST=100000 \
+  AUTH_ACCOUNT_RATE_PER_MINUTE=100000 AUTH_ACCOUNT_RATE_BURST=100000
 
 for a in $a_mk $a_rec $a_us $a_gw; do
   ok=""

@@ -1,19 +1,25 @@
 //! `spawn_service()`: the real recommendations service on port 0 over a fresh SQLite file.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::LazyLock, time::Duration};
 
 use clap::Parser;
-use platform::auth::TokenKey;
+use platform::auth::{GeneratedKeys, TokenSigner, generate_keys};
 use protos::recommendations::v1::{
     RateBookRequest, recommendations_service_client::RecommendationsServiceClient,
 };
 use recommendations::{Config, SERVICE_NAME};
-use secrecy::SecretString;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 use tonic_health::ServingStatus;
 
-pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+/// The key pair of this test run: the users service would sign with its private half; the
+/// service under test is given only the public key.
+pub static KEYS: LazyLock<GeneratedKeys> = LazyLock::new(generate_keys);
+
+/// What the users service would sign tokens with.
+pub fn signer() -> TokenSigner {
+    TokenSigner::from_secret(&KEYS.signing_key).unwrap()
+}
 
 pub struct TestService {
     pub admin: SocketAddr,
@@ -51,8 +57,12 @@ impl TestService {
 
 /// A request signed in as `user`.
 pub fn as_user<T>(message: T, user: &str) -> Request<T> {
-    let key = TokenKey::new(&SecretString::from(SECRET.to_owned())).unwrap();
-    let (token, _) = key.issue(user, Duration::from_secs(600));
+    let (token, _) = signer().issue(user, Duration::from_secs(600));
+    with_token(message, &token)
+}
+
+/// A request with `authorization: Bearer token`.
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut r = Request::new(message);
     r.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -63,19 +73,17 @@ pub async fn spawn_with(database_url: &str) -> TestService {
     spawn_args(database_url, &[]).await
 }
 
-/// The service on `database_url` with extra command-line flags, SERVING.
+/// The service on `database_url` with extra command-line flags, SERVING; it verifies tokens
+/// with [`KEYS`] unless `flags` give `--token-public-keys`.
 pub async fn spawn_args(database_url: &str, flags: &[&str]) -> TestService {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
-    let args = [
-        "recommendations",
-        "--token-secret",
-        SECRET,
-        "--database-url",
-        database_url,
-    ];
+    let mut args = vec!["recommendations", "--database-url", database_url];
+    if !flags.contains(&"--token-public-keys") {
+        args.extend(["--token-public-keys", KEYS.public_key.as_str()]);
+    }
     let config = Config::try_parse_from(args.iter().chain(flags)).unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(recommendations::run(grpc, admin, config, async move {

@@ -127,6 +127,7 @@ async fn only_the_owner_may_read_change_or_delete_an_account() {
                 id: ada.id.clone(),
                 display_name: Some("Mallory".into()),
                 password: None,
+                current_password: None,
             },
             &bob_token,
         ))
@@ -164,6 +165,7 @@ async fn updating_the_password_changes_what_signs_in() {
                 id: ada.id.clone(),
                 display_name: Some("Ada L.".into()),
                 password: Some("new password!".into()),
+                current_password: Some("correct horse".into()),
             },
             &token,
         ))
@@ -198,6 +200,7 @@ async fn updating_the_password_changes_what_signs_in() {
                 id: ada.id.clone(),
                 display_name: None,
                 password: None,
+                current_password: None,
             },
             &token,
         ))
@@ -210,6 +213,7 @@ async fn updating_the_password_changes_what_signs_in() {
                 id: ada.id,
                 display_name: None,
                 password: Some("short".into()),
+                current_password: Some("new password!".into()),
             },
             &token,
         ))

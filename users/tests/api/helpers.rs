@@ -1,17 +1,26 @@
 //! `spawn_service()`: the real users service on port 0 over a fresh SQLite file, SERVING.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::LazyLock, time::Duration};
 
 use clap::Parser;
+use platform::auth::{GeneratedKeys, TokenSigner, generate_keys};
 use protos::users::v1::{
     CreateUserRequest, SignInRequest, User, users_service_client::UsersServiceClient,
 };
+use secrecy::ExposeSecret;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 use tonic_health::ServingStatus;
 use users::{Config, SERVICE_NAME};
 
-pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+/// The token key pair of this test run: users signs with the private half; it and the
+/// recommendations services the tests start verify with the public key.
+pub static KEYS: LazyLock<GeneratedKeys> = LazyLock::new(generate_keys);
+
+/// What the users service under test signs tokens with.
+pub fn signer() -> TokenSigner {
+    TokenSigner::from_secret(&KEYS.signing_key).unwrap()
+}
 
 pub struct TestService {
     pub admin: SocketAddr,
@@ -62,20 +71,13 @@ pub fn authed<T>(message: T, token: &str) -> Request<T> {
     r
 }
 
+/// The users service on `database_url` with extra command-line flags, signing with [`KEYS`].
 pub async fn spawn_with(database_url: &str, args: &[&str]) -> TestService {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
-    let mut argv = vec![
-        "users",
-        "--token-secret",
-        SECRET,
-        "--database-url",
-        database_url,
-    ];
-    argv.extend_from_slice(args);
-    let config = Config::try_parse_from(argv).unwrap();
+    let config = config(database_url, args);
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(users::run(grpc, admin, config, async move {
         let _ = rx.await;
@@ -92,6 +94,19 @@ pub async fn spawn_with(database_url: &str, args: &[&str]) -> TestService {
         stop: Some(tx),
         handle,
     }
+}
+
+/// The configuration of a users service on `database_url` with [`KEYS`] and extra flags.
+pub fn config(database_url: &str, args: &[&str]) -> Config {
+    let mut argv = vec!["users", "--database-url", database_url];
+    if !args.contains(&"--token-signing-key") {
+        argv.extend(["--token-signing-key", KEYS.signing_key.expose_secret()]);
+    }
+    if !args.contains(&"--token-public-keys") {
+        argv.extend(["--token-public-keys", KEYS.public_key.as_str()]);
+    }
+    argv.extend_from_slice(args);
+    Config::try_parse_from(argv).unwrap()
 }
 
 pub async fn wait_serving(s: &TestService) {

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod helpers;
+mod keys;
 mod lifecycle;
 mod sessions;
 mod storage;

@@ -1,7 +1,9 @@
 //! The same storage test against SQLite and PostgreSQL.
 
 use platform::database::{LazyPool, connect, testing};
-use users::store::{MIGRATOR, OutboxKind, SqlUserStore, StoreError, UserRow, UserStore};
+use users::store::{
+    MIGRATOR, NewPassword, OutboxKind, SessionRow, SqlUserStore, StoreError, UserRow, UserStore,
+};
 
 fn row(id: &str, email: &str) -> UserRow {
     UserRow {
@@ -38,12 +40,13 @@ async fn exercise(url: &str) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(updated.display_name, "Ada L.");
+    assert_eq!(updated.user.display_name, "Ada L.");
     assert_eq!(
-        updated.password_hash, "$argon2id$fake",
+        updated.user.password_hash, "$argon2id$fake",
         "an unset field is kept"
     );
-    assert_eq!(updated.updated_at_ms, 5);
+    assert_eq!(updated.user.updated_at_ms, 5);
+    assert!(updated.ended.is_empty());
     assert!(
         store
             .update("nobody", Some("x"), None, 6)
@@ -51,6 +54,8 @@ async fn exercise(url: &str) {
             .unwrap()
             .is_none()
     );
+
+    password_changes_end_the_other_sessions(&store, url).await;
 
     assert!(store.delete("u1", 9_000, 10).await.unwrap());
     assert!(!store.delete("u1", 9_000, 11).await.unwrap());
@@ -83,6 +88,89 @@ async fn exercise(url: &str) {
             ("u:u1".to_owned(), 9_000)
         ]
     );
+}
+
+fn session(id: &str, user_id: &str, expires_at_ms: i64) -> SessionRow {
+    SessionRow {
+        id: id.into(),
+        user_id: user_id.into(),
+        expires_at_ms,
+    }
+}
+
+/// Sessions of u1 (whose hash is `$argon2id$fake`): a password change ends all but the
+/// caller's, in the same transaction, and only if the checked hash is still the account's.
+async fn password_changes_end_the_other_sessions(store: &SqlUserStore, url: &str) {
+    for (id, expires) in [("keep", 7_000), ("other", 7_000), ("old", 6)] {
+        assert!(
+            store
+                .start_session(&session(id, "u1", expires), "$argon2id$fake", 5)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !store
+            .start_session(&session("late", "u1", 7_000), "$argon2id$stale", 5)
+            .await
+            .unwrap(),
+        "a session checked against a password that is no longer the account's is refused"
+    );
+    let stale = NewPassword {
+        hash: "$argon2id$new",
+        replaces: "$argon2id$stale",
+        keep_session: "keep",
+    };
+    let e = store.update("u1", None, Some(stale), 6).await.unwrap_err();
+    assert!(matches!(e, StoreError::PasswordChanged), "{e:?}");
+    let change = NewPassword {
+        hash: "$argon2id$new",
+        replaces: "$argon2id$fake",
+        keep_session: "keep",
+    };
+    let updated = store
+        .update("u1", None, Some(change), 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.user.password_hash, "$argon2id$new");
+    assert_eq!(
+        updated.ended,
+        vec![session("other", "u1", 7_000)],
+        "the caller's session and the expired one are not ended"
+    );
+    let db = connect(url, 1, &MIGRATOR).await.unwrap();
+    let ended = platform::revocation::load_since(&db, 0, 7).await.unwrap();
+    assert_eq!(ended, vec![("s:other".to_owned(), 7_000)]);
+    let due = store.outbox_due(7, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].kind, Some(OutboxKind::RevokeSession));
+    assert_eq!(due[0].subject, "other");
+    store.outbox_done(&due[0].id).await.unwrap();
+    // A second change finds nothing else to end; the hash is compared again.
+    let again = NewPassword {
+        hash: "$argon2id$fake",
+        replaces: "$argon2id$new",
+        keep_session: "keep",
+    };
+    let updated = store
+        .update("u1", None, Some(again), 8)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(updated.ended.is_empty());
+    assert!(
+        store
+            .update("nobody", None, Some(again), 8)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The revocation is cleared for the checks below, which count what else is recorded.
+    sqlx::query("DELETE FROM revocations")
+        .execute(&db)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
