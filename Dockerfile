@@ -14,7 +14,8 @@
 # The second form passes `--build-arg BINARIES=prebuilt` with a small context directory holding
 # only target/release/<binaries> (the repository's .dockerignore keeps target/ out of the normal
 # context), so the Rust image is never needed. It exists for machines that cannot pull the Rust
-# image and for a fast inner loop; see the README, "Deploy to kind".
+# image and for a fast inner loop; see docs/deploy.md. The builder stage compiles the `dist`
+# profile (fat LTO: smaller binaries); PREBUILT copies the `release` profile's.
 #
 # Base images are pinned to exact versions; bump them together with rust-toolchain/Debian point
 # releases. The runtime base is Debian's slim image (glibc, as the builder links against); the
@@ -43,14 +44,14 @@ RUN set -eu; \
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 COPY --from=skeleton /src/ ./
-RUN cargo build --release --locked --bins
+RUN cargo build --profile dist --locked --bins
 COPY . .
 # COPY keeps the files' old mtimes; touch them so cargo rebuilds the real crates over the stubs.
 RUN find . -name '*.rs' -not -path './target/*' -exec touch {} + \
-    && cargo build --release --locked --bins \
+    && cargo build --profile dist --locked --bins \
     && mkdir -p /out \
-    && cp target/release/marketplace target/release/recommendations target/release/users \
-          target/release/gateway target/release/loadgen /out/
+    && cp target/dist/marketplace target/dist/recommendations target/dist/users \
+          target/dist/gateway target/dist/loadgen /out/
 
 # ---- prebuilt: binaries compiled outside Docker (context = a dir holding target/release/*) ---
 FROM scratch AS prebuilt
@@ -71,7 +72,7 @@ USER 10001:10001
 WORKDIR /tmp
 # Containers bind every interface; Kubernetes manifests set the same values explicitly.
 # GLIBC_TUNABLES: glibc's per-thread cache keeps 64 freed blocks of each size instead of 7 (see
-# the README's "Release profile"): 3-6% less CPU per request, a few MiB more under load.
+# docs/decisions/005-allocator.md): 3-6% less CPU per request, a few MiB more under load.
 ENV LOG_FORMAT=json \
     RUST_LOG=info \
     GLIBC_TUNABLES=glibc.malloc.tcache_count=64
