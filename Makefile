@@ -13,8 +13,11 @@ help: ## List the targets
 build: ## Build every binary (release)
 	$(CARGO) build --release --bins
 
+# Recommendations replicas `make run` starts on the one SQLite file (each follows the ratings log).
+RECOMMENDATIONS_REPLICAS ?= 1
+
 .PHONY: run
-run: build ## Run the whole suite locally (SQLite files in .run/), print the URL; Ctrl-C stops it
+run: build ## Run the whole suite locally (SQLite files in .run/), print the URL; Ctrl-C stops it (RECOMMENDATIONS_REPLICAS=2: two replicas)
 	@set -uo pipefail; umask 077; mkdir -p $(RUN_DIR); rm -f $(RUN_DIR)/token_secret; \
 	if [ ! -s $(RUN_DIR)/token_signing_key ] || [ ! -s $(RUN_DIR)/token_public_keys ]; then \
 	  keys=$$(target/release/users keygen) || exit 1; \
@@ -26,13 +29,19 @@ run: build ## Run the whole suite locally (SQLite files in .run/), print the URL
 	  GLIBC_TUNABLES=$${GLIBC_TUNABLES:-glibc.malloc.tcache_count=64}; \
 	stop() { kill $$(jobs -p) 2>/dev/null; wait; echo "suite stopped"; }; \
 	trap 'trap - EXIT; stop; exit 130' INT TERM; trap stop EXIT; \
-	declare -A pid admin=([marketplace]=9091 [recommendations]=9092 [users]=9093 [gateway]=9090); \
+	declare -A pid admin=([marketplace]=9091 [users]=9093 [gateway]=9090); names="marketplace"; recs=""; \
 	target/release/marketplace & pid[marketplace]=$$!; \
-	DATABASE_URL="sqlite://$(RUN_DIR)/recommendations.db?mode=rwc" target/release/recommendations & pid[recommendations]=$$!; \
+	for i in $$(seq 1 $(RECOMMENDATIONS_REPLICAS)); do \
+	  name=recommendations; [ $$i -eq 1 ] || name=recommendations-$$i; \
+	  grpc=$$((50052 + 10 * (i - 1))); admin[$$name]=$$((9092 + 10 * (i - 1))); \
+	  GRPC_ADDR=127.0.0.1:$$grpc ADMIN_ADDR=127.0.0.1:$${admin[$$name]} DATABASE_URL="sqlite://$(RUN_DIR)/recommendations.db?mode=rwc" \
+	    target/release/recommendations & pid[$$name]=$$!; \
+	  names="$$names $$name"; recs="$${recs:+$$recs,}http://127.0.0.1:$$grpc"; \
+	done; \
 	DATABASE_URL="sqlite://$(RUN_DIR)/users.db?mode=rwc" TOKEN_SIGNING_KEY="$$(cat $(RUN_DIR)/token_signing_key)" \
 	  target/release/users & pid[users]=$$!; \
-	target/release/gateway & pid[gateway]=$$!; \
-	for name in marketplace recommendations users gateway; do \
+	RECOMMENDATIONS_URL=$$recs target/release/gateway & pid[gateway]=$$!; \
+	for name in $$names users gateway; do \
 	  ok=""; for i in $$(seq 1 300); do \
 	    if curl -fs http://127.0.0.1:$${admin[$$name]}/readyz >/dev/null; then ok=1; break; fi; \
 	    if ! kill -0 $${pid[$$name]} 2>/dev/null; then break; fi; \
@@ -48,6 +57,7 @@ run: build ## Run the whole suite locally (SQLite files in .run/), print the URL
 	echo; echo "  Bookstore is up:  http://127.0.0.1:8080/"; \
 	echo "  API:              http://127.0.0.1:8080/api/v1/openapi.json"; \
 	echo "  Metrics:          http://127.0.0.1:9090/metrics (gateway), :9091 marketplace, :9092 recommendations, :9093 users"; \
+	[ $(RECOMMENDATIONS_REPLICAS) -eq 1 ] || echo "  Replicas:         recommendations on :50052, :50062 ... (admin :9092, :9102 ...; compare their /index)"; \
 	echo "  Faults (drills):  curl -X PUT 127.0.0.1:9091/faults -d '{\"rules\":[{\"latency_ms\":300}]}'  (9092, 9093 likewise)"; \
 	echo "  Ctrl-C stops every process."; echo; \
 	wait -n; echo "  make run: a process of the suite exited; stopping the others." >&2; exit 1
