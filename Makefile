@@ -142,16 +142,19 @@ bench-outside: ## Release processes under wrk/h2load, CPU from /proc, beside a b
 	@command -v wrk >/dev/null && command -v h2load >/dev/null || { echo "make bench needs wrk and h2load: apt-get install wrk nghttp2-client" >&2; exit 1; }
 	$(CARGO) build --release --bins --examples
 	$(CARGO) bench -p gateway --bench outside -- $(BENCH_ARGS)
+	python3 docs/bench_report.py outside target/bench/outside.md
 
 .PHONY: bench-recommendations
 bench-recommendations: ## Recommendations over 1,000,000 synthetic ratings: RSS, exec->SERVING, p50/p99 (report in target/bench/)
 	$(CARGO) build --release -p recommendations --bin recommendations
 	$(CARGO) bench -p recommendations --bench scale -- --ratings $${RATINGS:-1000000} --users $${USERS:-50000}
+	python3 docs/bench_report.py recommendations target/bench/recommendations-scale.md
 
 .PHONY: bench-replicas
 bench-replicas: ## Three recommendations replicas on one PostgreSQL (TEST_POSTGRES_URL): a rating's p50/p99/max to every replica at 50/s and 500/s, CPU per change (report: target/bench/replicas.md)
 	$(CARGO) build --release --bins
 	$(CARGO) bench -p recommendations --bench replicas -- $(REPLICAS_ARGS)
+	python3 docs/bench_report.py replicas target/bench/replicas.md
 
 # --- Load and seed data: loadgen against the `make run` suite (or LOAD_TARGET, e.g. a cluster) ---
 LOAD_TARGET ?= http://127.0.0.1:8080
