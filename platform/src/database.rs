@@ -134,6 +134,23 @@ mod tests {
 /// `TEST_POSTGRES_URL` names a server (CI sets it; `BOOKSTORE_REQUIRE_POSTGRES=1` makes its
 /// absence an error rather than a skip).
 pub mod testing {
+    /// Says that a test checked nothing, and why: on stderr (which `cargo test` hides for a
+    /// passing test) and, when `BOOKSTORE_SKIP_LOG` names a file, as a line appended to it, so
+    /// `make test` can list at its end what it did not check.
+    pub fn note_skip(why: &str) {
+        eprintln!("SKIPPED: {why}");
+        if let Ok(path) = std::env::var("BOOKSTORE_SKIP_LOG") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{why}");
+            }
+        }
+    }
+
     /// A SQLite URL for a new file under the temp directory.
     pub fn sqlite_url(tag: &str) -> String {
         let mut rnd = [0u8; 8];
@@ -150,7 +167,7 @@ pub mod testing {
                 std::env::var("BOOKSTORE_REQUIRE_POSTGRES").is_err(),
                 "BOOKSTORE_REQUIRE_POSTGRES is set but TEST_POSTGRES_URL is not"
             );
-            eprintln!("TEST_POSTGRES_URL not set: PostgreSQL half of the storage test skipped");
+            note_skip("the PostgreSQL half of the storage tests (TEST_POSTGRES_URL not set)");
             return None;
         };
         sqlx::any::install_default_drivers();

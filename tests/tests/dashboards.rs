@@ -57,8 +57,8 @@ fn prometheus_tools() -> Option<(PathBuf, PathBuf)> {
                 "BOOKSTORE_REQUIRE_PROMETHEUS is set but prometheus/promtool are not on the PATH \
                  (apt-get install prometheus)"
             );
-            eprintln!(
-                "skipped: prometheus and promtool are not installed (apt-get install prometheus)"
+            platform::database::testing::note_skip(
+                "dashboards: prometheus and promtool are not installed (apt-get install prometheus)",
             );
             None
         }
@@ -598,7 +598,7 @@ async fn every_panel_and_rule_has_data_while_the_suite_serves() {
         return;
     };
     if Suite::is_external() {
-        eprintln!("skipped: runs only against a suite it starts (it scrapes loopback ports)");
+        platform::database::testing::note_skip("dashboards: runs only against a suite it starts");
         return;
     }
     let suite = Suite::start_options(SuiteOptions {

@@ -128,7 +128,9 @@ async fn clear_faults(s: &Suite, service: &str) {
 /// Faults are injected through the admin ports of a suite the test started.
 fn skip_external() -> bool {
     if Suite::is_external() {
-        eprintln!("skipped: injects faults, so it only runs against a suite it started");
+        platform::database::testing::note_skip(
+            "drills: inject faults, so they run only against a suite they started",
+        );
         return true;
     }
     false
@@ -221,16 +223,25 @@ async fn a_warmup_ramps_up_and_is_sent_but_left_out_of_the_summary() {
     // The two figures agree: some step was more than 1 ms late exactly when the worst one was.
     assert!(max_ms.is_finite() && max_ms > 0.0, "{lag}");
     assert_eq!(late > 0, max_ms > 1.0, "{lag}");
+    // The measured time is the measured steps' own: at least their schedule (the 100th starts
+    // 99 intervals after the first, at 200/s), and the warm-up before it is not in it (the run
+    // as seen from outside held both). A loaded machine only makes both longer.
     let elapsed = run.summary["elapsed_s"].as_f64().unwrap();
-    assert!((0.4..0.9).contains(&elapsed), "measured for {elapsed} s");
+    let warmup = run.summary["warmup_s"].as_f64().unwrap();
+    let schedule = 99.0 / 200.0;
+    // (To the millisecond: the figures are rounded floats.)
+    assert!(elapsed >= schedule - 1e-3, "measured for {elapsed} s");
+    assert!(
+        took.as_secs_f64() >= warmup + elapsed,
+        "the summary's {elapsed} s include the {warmup} s warm-up: the run took {took:?}"
+    );
     // The ramp (200/s reached linearly over 1 s: 100 steps) went to the gateway too.
     wait_until(
         "the gateway to count the 200 book requests",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         || async { metric(&gateway, count, &[api]).await - before == 200.0 },
     )
     .await;
-    assert!(took >= Duration::from_millis(1400), "the run took {took:?}");
     s.stop().await;
 }
 

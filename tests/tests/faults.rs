@@ -113,7 +113,9 @@ async fn ready_replicas(s: &Suite, upstream: &str) -> f64 {
 
 fn skip_external() -> bool {
     if Suite::is_external() {
-        eprintln!("skipped: signals processes, so it only runs against a suite it started");
+        platform::database::testing::note_skip(
+            "faults: signal processes, so they run only against a suite they started",
+        );
         return true;
     }
     false
@@ -632,51 +634,123 @@ async fn a_burst_beyond_the_gateway_limit_is_shed_with_retry_after_not_queued() 
     if skip_external() {
         return;
     }
+    const LIMIT: usize = 4;
+    const BURST: usize = 16;
+    // How long each admitted request holds its permit: long enough that the burst is answered
+    // while they hold, however loaded the machine.
+    const HOLD: Duration = Duration::from_millis(1500);
     let s = Suite::start_options(SuiteOptions {
-        env_for: vec![("gateway".into(), "CONCURRENCY_LIMIT".into(), "4".into())],
+        env_for: vec![(
+            "gateway".into(),
+            "CONCURRENCY_LIMIT".into(),
+            LIMIT.to_string(),
+        )],
         ..SuiteOptions::default()
     })
     .await;
+    let (gateway, market) = (
+        s.admin("gateway").unwrap().to_owned(),
+        s.admin("marketplace").unwrap().to_owned(),
+    );
     let slow = Client::new()
-        .put(format!("{}/faults", s.admin("marketplace").unwrap()))
-        .body(r#"{"rules":[{"method":"GetBook","latency_ms":400}]}"#)
+        .put(format!("{market}/faults"))
+        .body(format!(
+            r#"{{"rules":[{{"method":"GetBook","latency_ms":{}}}]}}"#,
+            HOLD.as_millis()
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(slow.status(), StatusCode::OK, "the fault is set");
+    let held = || {
+        metric(
+            &market,
+            "faults_injected_total",
+            &["grpc_method=\"GetBook\""],
+        )
+    };
+    let (held_before, shed_before) = (
+        held().await,
+        metric(&gateway, "http_requests_shed_total", &[]).await,
+    );
+
+    // Each request answers its status, Retry-After, how long it took and when it ended.
     let c = Client::new();
-    let burst: Vec<_> = (0..20)
-        .map(|i| {
-            let (c, url) = (c.clone(), format!("{}/api/v1/books/{}", s.base_url, i + 1));
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let r = c.get(url).send().await.unwrap();
-                let retry_after = r
-                    .headers()
-                    .get("retry-after")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                (r.status(), retry_after, started.elapsed())
-            })
+    let send = |book: usize| {
+        let (c, url) = (c.clone(), format!("{}/api/v1/books/{book}", s.base_url));
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = c.get(url).send().await.unwrap();
+            let ended = Instant::now();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), retry_after, ended - started, ended)
         })
-        .collect();
-    let (mut ok, mut shed) = (0, 0);
+    };
+    // The limit's worth of requests, each held by the marketplace: every permit is taken.
+    let holders: Vec<_> = (1..=LIMIT).map(&send).collect();
+    wait_until(
+        "every admitted request to reach the slow marketplace",
+        Duration::from_secs(30),
+        || async { held().await - held_before == LIMIT as f64 },
+    )
+    .await;
+    let burst: Vec<_> = (0..BURST).map(|i| send(LIMIT + 1 + i)).collect();
+    let mut shed = Vec::new();
     for b in burst {
-        let (status, retry_after, took) = b.await.unwrap();
-        if status == StatusCode::OK {
-            ok += 1;
-        } else {
-            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-            assert_eq!(retry_after.as_deref(), Some("1"));
-            assert!(
-                took < Duration::from_millis(300),
-                "shed at once, not queued: {took:?}"
-            );
-            shed += 1;
-        }
+        let (status, retry_after, took, ended) = b.await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a request beyond the limit, after {took:?}"
+        );
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        shed.push((took, ended));
     }
-    println!("burst of 20 at a gateway limit of 4: {ok} served, {shed} shed");
-    assert_eq!(ok + shed, 20);
-    assert!(ok >= 4 && shed >= 12, "{ok} served, {shed} shed");
+    let mut served = Vec::new();
+    for h in holders {
+        let (status, _, took, ended) = h.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "an admitted request");
+        assert!(
+            took >= HOLD,
+            "served without the injected latency: {took:?}"
+        );
+        served.push(ended);
+    }
+    // Not queued: every refusal came back while the admitted requests still held every permit,
+    // so none of them waited for one.
+    let first_served = served.iter().min().unwrap();
+    let slowest_shed = shed.iter().map(|(took, _)| *took).max().unwrap();
+    assert!(
+        shed.iter().all(|(_, ended)| ended < first_served),
+        "a refusal came back after a permit was given back: queued"
+    );
+    let counted = metric(&gateway, "http_requests_shed_total", &[]).await - shed_before;
+    assert_eq!(counted, BURST as f64, "the gateway counted what it shed");
+    println!(
+        "burst of {} at a gateway limit of {LIMIT}: {} served in >= {HOLD:?}, {} shed, \
+         the slowest refusal in {slowest_shed:?}",
+        LIMIT + BURST,
+        served.len(),
+        shed.len()
+    );
+
+    // The permits came back: with the fault gone, the next request is served.
+    let clear = Client::new()
+        .delete(format!("{market}/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        clear.status(),
+        StatusCode::NO_CONTENT,
+        "the fault is cleared"
+    );
+    let (status, ..) = send(1).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "a request after the burst");
+    s.stop().await;
 }
 
 /// Small helpers on futures of numbers, so waits read as sentences.

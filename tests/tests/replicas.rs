@@ -48,7 +48,9 @@ impl PgServer {
                 "BOOKSTORE_REQUIRE_POSTGRES is set but no PostgreSQL server is installed \
                  (/usr/lib/postgresql/*/bin/initdb; apt-get install postgresql)"
             );
-            eprintln!("SKIPPED: no PostgreSQL server installed (apt-get install postgresql)");
+            platform::database::testing::note_skip(
+                "replicas on PostgreSQL: no PostgreSQL server installed (apt-get install postgresql)",
+            );
             return None;
         };
         let as_postgres = is_root();

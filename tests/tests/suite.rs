@@ -560,7 +560,9 @@ async fn bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing() {
 #[tokio::test]
 async fn pages_stay_up_without_recommendations_and_only_its_routes_fail() {
     if Suite::is_external() {
-        eprintln!("skipped: kills a process, so it only runs against a suite it started");
+        platform::database::testing::note_skip(
+            "suite: a test that kills a process (it runs only against a suite it started)",
+        );
         return;
     }
     let mut s = Suite::start().await;
@@ -596,7 +598,9 @@ async fn pages_stay_up_without_recommendations_and_only_its_routes_fail() {
 async fn every_process_exposes_metrics_labelled_by_route_template() {
     let s = Suite::start().await;
     let Some(gateway) = s.admin("gateway") else {
-        eprintln!("skipped: BOOKSTORE_ADMIN_URLS not given");
+        platform::database::testing::note_skip(
+            "suite: the metrics test (BOOKSTORE_ADMIN_URLS not given)",
+        );
         return;
     };
     let c = client();

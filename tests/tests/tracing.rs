@@ -132,7 +132,9 @@ fn random_hex(n: usize) -> String {
 #[tokio::test]
 async fn one_page_view_is_one_trace_across_gateway_marketplace_and_recommendations() {
     if Suite::is_external() {
-        eprintln!("skipped: needs to point the suite at its own OTLP receiver");
+        platform::database::testing::note_skip(
+            "tracing: needs to point the suite at its own OTLP receiver",
+        );
         return;
     }
     let (collector, endpoint) = start_collector().await;
@@ -290,7 +292,7 @@ fn trace_lines(s: &Suite, name: &str, trace_id: &str) -> Vec<serde_json::Value> 
 #[tokio::test]
 async fn without_an_exporter_logs_still_carry_one_trace_across_processes() {
     if Suite::is_external() {
-        eprintln!("skipped: reads the logs of a suite it started");
+        platform::database::testing::note_skip("tracing: reads the logs of a suite it started");
         return;
     }
     // Every page view asks for the popular panel (it is otherwise kept a second).
@@ -328,7 +330,7 @@ async fn without_an_exporter_logs_still_carry_one_trace_across_processes() {
 #[tokio::test]
 async fn no_password_or_token_reaches_a_log() {
     if Suite::is_external() {
-        eprintln!("skipped: reads the logs of a suite it started");
+        platform::database::testing::note_skip("tracing: reads the logs of a suite it started");
         return;
     }
     let s = Suite::start().await;
@@ -384,7 +386,9 @@ async fn no_password_or_token_reaches_a_log() {
 #[tokio::test]
 async fn an_expired_deadline_is_deadline_exceeded_on_both_sides() {
     if Suite::is_external() {
-        eprintln!("skipped: needs to point the suite at its own OTLP receiver");
+        platform::database::testing::note_skip(
+            "tracing: needs to point the suite at its own OTLP receiver",
+        );
         return;
     }
     let (collector, endpoint) = start_collector().await;

@@ -48,7 +48,7 @@ fn skip(why: &str) {
         std::env::var("BOOKSTORE_REQUIRE_BROWSER").is_err(),
         "BOOKSTORE_REQUIRE_BROWSER is set but {why}"
     );
-    eprintln!("SKIPPED: {why}");
+    platform::database::testing::note_skip(&format!("browser tests: {why}"));
 }
 
 /// Chromium and chromedriver (`CHROMIUM_BIN`, `CHROMEDRIVER` or Debian's `chromium` and
