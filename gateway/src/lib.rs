@@ -8,6 +8,7 @@ pub mod api;
 pub mod contract;
 pub mod error;
 pub mod extract;
+pub mod feeds;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;
@@ -136,6 +137,18 @@ pub struct Config {
     /// default `Cluster` it is a node's, and every client shares one budget).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+    /// Live feeds (`GET /api/v1/ratings/stream`) this replica holds at once; beyond, 503 with
+    /// Retry-After. Each holds a stream of recommendations, which keeps STREAM_LIMIT (1,024) per
+    /// replica for all its streams: at the HPA's 4 gateway replicas (k8s/base/gateway.yaml),
+    /// 4 x 192 = 768 < 1,024 even with every feed on one recommendations replica, leaving 256
+    /// for other callers (health watches have their own pool). Raise maxReplicas, lower this.
+    /// (STREAM_LIMIT itself does not apply to the gateway.)
+    #[arg(long, env = "FEED_LIMIT", default_value_t = 192)]
+    pub feed_limit: usize,
+    /// Live feeds one client address (an IPv6 client: its /64) may hold at once; beyond, 429
+    /// with Retry-After. A browser holds one per open book page.
+    #[arg(long, env = "FEED_LIMIT_PER_CLIENT", default_value_t = 8)]
+    pub feed_limit_per_client: usize,
     #[command(flatten)]
     pub serve: ServeArgs,
     /// Header, body, idle and send timeouts; connection caps in total and per client.
@@ -190,9 +203,10 @@ pub struct Shared {
     pub body_limit: usize,
     /// Flips to true when draining begins; long-lived SSE responses end on it.
     pub shutdown: watch::Receiver<bool>,
-    /// Live feeds open at once (`STREAM_LIMIT`): each holds an upstream stream, and they are
-    /// counted apart from the request concurrency limit, which they would otherwise escape.
-    pub streams: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Live feeds open at once, in total and per client (`FEED_LIMIT`,
+    /// `FEED_LIMIT_PER_CLIENT`): each holds an upstream stream, and they are counted apart from
+    /// the request concurrency limit, which they would otherwise escape.
+    pub feeds: std::sync::Arc<feeds::FeedLimits>,
     /// Sign-in and sign-up budget per client.
     pub auth_limit: std::sync::Arc<rate_limit::AuthLimiter>,
     /// Whether the client's address comes from X-Forwarded-For.
@@ -217,9 +231,7 @@ impl AppState {
             },
             body_limit: config.body_limit_bytes,
             shutdown,
-            streams: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                config.serve.stream_limit.max(1),
-            )),
+            feeds: feeds::FeedLimits::new(config.feed_limit, config.feed_limit_per_client),
             auth_limit: std::sync::Arc::new(rate_limit::AuthLimiter::new(
                 rate_limit::Rate {
                     per_minute: config.auth_rate_per_minute,
@@ -349,7 +361,8 @@ fn http_span(req: &Request) -> tracing::Span {
 }
 
 /// The access-log line of a request: every error and slow request, a sample of the others
-/// (`ACCESS_LOG_SAMPLE`); nothing at all when info lines are filtered out. A tower layer rather
+/// (`ACCESS_LOG_SAMPLE`), none for a shed one (see [`shed`]); nothing at all when info lines are
+/// filtered out. A tower layer rather
 /// than `from_fn`: no boxed future and no clone of the inner service per request.
 #[derive(Clone, Copy)]
 struct AccessLogLayer;
@@ -407,7 +420,10 @@ where
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(res), Some(start)) = (&result, this.started.take()) {
+        if let (Ok(res), Some(start)) = (&result, this.started.take())
+            // A shed request's line is the shed layer's, one per interval for all of them.
+            && res.extensions().get::<shed::ShedRefusal>().is_none()
+        {
             let latency = start.elapsed();
             let failed = res.status().is_client_error() || res.status().is_server_error();
             if platform::telemetry::access_logged(failed, latency) {
@@ -458,10 +474,15 @@ pub fn with_middleware(
         // Outermost: every request gets an id, echoed back in the response.
         .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
         .layer(PropagateRequestIdLayer::x_request_id())
-        // A span per request, named by route template, with its status.
+        // `nosniff` on every API answer, `no-store` on personal ones (shed ones included).
+        .layer(api::headers::ApiHeadersLayer)
+        // A span per request, named by route template, with its status. No line per failure:
+        // the access log has every error (tower-http's ERROR line per 5xx would make a flood of
+        // shed requests a flood of ERROR lines).
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(http_span)
+                .on_failure(())
                 .on_response(
                     |res: &http::Response<_>, _: Duration, span: &tracing::Span| {
                         span.record("http.response.status_code", res.status().as_u16());

@@ -654,7 +654,7 @@ impl Drop for Slot {
 
 /// Who a client is for the per-client cap: an IPv4 address, or an IPv6 /64 (what one
 /// subscriber is usually given, so one host cannot pass as millions of clients).
-fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -1,7 +1,9 @@
 //! Load shedding: at most `limit` requests at once; beyond that a request is answered 503 at once
 //! (with `Retry-After`), never queued. One layer holding a semaphore permit per admitted request,
 //! where tower's `GlobalConcurrencyLimit` + `LoadShed` + axum's `HandleError` cloned the inner
-//! service, boxed a future and went through an error type on every request.
+//! service, boxed a future and went through an error type on every request. A shed request is
+//! counted and gets no access-log line of its own: one WARN line per [`SHED_LOG_EVERY`] at most
+//! says how many were shed since the last, so a flood cannot flood the logs.
 
 use std::{
     convert::Infallible,
@@ -15,23 +17,48 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use platform::telemetry::LogThrottle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
+/// At most one shed line per this interval.
+pub const SHED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Marks a response as a shed request's refusal (an extension), so the access log leaves it to
+/// the throttled shed line.
+#[derive(Debug, Clone, Copy)]
+pub struct ShedRefusal;
+
 /// See the module docs.
 #[derive(Clone)]
 pub struct ShedLayer {
+    limit: usize,
     permits: Arc<Semaphore>,
     shed: prometheus::IntCounter,
+    log: Arc<LogThrottle>,
 }
 
 impl ShedLayer {
     /// At most `limit` requests at once; each one refused counts in `shed`.
     pub fn new(limit: usize, shed: prometheus::IntCounter) -> Self {
         Self {
+            limit,
             permits: Arc::new(Semaphore::new(limit)),
             shed,
+            log: Arc::new(LogThrottle::new(SHED_LOG_EVERY)),
+        }
+    }
+
+    fn refused(&self) {
+        self.shed.inc();
+        if let Some(shed) = self.log.hit() {
+            tracing::warn!(
+                limit = self.limit,
+                shed,
+                every_secs = self.log.every().as_secs(),
+                "requests shed at the concurrency limit (count since the last such line)"
+            );
         }
     }
 }
@@ -73,7 +100,7 @@ where
                 permit: Some(permit),
             },
             Err(_) => {
-                self.layer.shed.inc();
+                self.layer.refused();
                 ShedFuture {
                     inner: None,
                     permit: None,
@@ -98,11 +125,13 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for ShedFuture<F> 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(inner) = this.inner.as_pin_mut() else {
-            return Poll::Ready(Ok(ApiError::new(
+            let mut refusal = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the gateway is at its concurrency limit; retry with backoff",
             )
-            .into_response()));
+            .into_response();
+            refusal.extensions_mut().insert(ShedRefusal);
+            return Poll::Ready(Ok(refusal));
         };
         let answer = ready!(inner.poll(cx));
         this.permit.take();
@@ -145,6 +174,10 @@ mod tests {
         .unwrap();
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(answer.headers().contains_key("retry-after"));
+        assert!(
+            answer.extensions().get::<ShedRefusal>().is_some(),
+            "marked, for the access log"
+        );
         assert_eq!(shed.get(), 1);
         release.send_replace(true);
         for h in held {

@@ -32,7 +32,7 @@ use crate::{
     metrics::{Metrics, RpcMetrics, Side},
     observe::Observe,
     shutdown::Drain,
-    telemetry::{RpcAccessLog, RpcSpan},
+    telemetry::{LogThrottle, RpcAccessLog, RpcSpan},
 };
 
 /// Why a server stopped with an error.
@@ -280,14 +280,60 @@ pub fn streaming_methods(descriptor_sets: &[&[u8]]) -> Arc<HashSet<String>> {
 /// from a pool of their own, so long-lived streams cannot starve unary calls (nor the reverse),
 /// and health watches (the gateways' balancers) from a third, so no number of live feeds can
 /// keep a gateway from learning that a replica is up.
+///
+/// A shed call is counted (`grpc_server_shed_total`) and gets no access-log line of its own:
+/// each pool writes one WARN line per [`SHED_LOG_EVERY`] at most, saying how many it shed since
+/// the last, so a flood cannot flood the logs.
 #[derive(Clone)]
 pub struct ShedLayer {
-    calls: Arc<Semaphore>,
-    streams: Arc<Semaphore>,
-    health_watches: Arc<Semaphore>,
+    calls: Pool,
+    streams: Pool,
+    health_watches: Pool,
     streaming: Arc<HashSet<String>>,
     shed: IntCounter,
 }
+
+/// One pool of permits, and its throttled shed log.
+#[derive(Clone)]
+struct Pool {
+    name: &'static str,
+    limit: usize,
+    permits: Arc<Semaphore>,
+    log: Arc<LogThrottle>,
+}
+
+impl Pool {
+    fn new(name: &'static str, limit: usize) -> Self {
+        let limit = limit.max(1);
+        Self {
+            name,
+            limit,
+            permits: Arc::new(Semaphore::new(limit)),
+            log: Arc::new(LogThrottle::new(SHED_LOG_EVERY)),
+        }
+    }
+
+    /// A call refused: the line, when one is due.
+    fn log_shed(&self) {
+        if let Some(shed) = self.log.hit() {
+            tracing::warn!(
+                pool = self.name,
+                limit = self.limit,
+                shed,
+                every_secs = self.log.every().as_secs(),
+                "gRPC calls shed at the concurrency limit (count since the last such line)"
+            );
+        }
+    }
+}
+
+/// At most one shed line per pool per this interval.
+pub const SHED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Marks the refusal of a shed call (a response extension), so the access log leaves it to the
+/// throttled shed line.
+#[derive(Debug, Clone, Copy)]
+pub struct ShedRefusal;
 
 impl ShedLayer {
     pub fn new(
@@ -297,9 +343,9 @@ impl ShedLayer {
         shed: IntCounter,
     ) -> Self {
         Self {
-            calls: Arc::new(Semaphore::new(call_limit.max(1))),
-            streams: Arc::new(Semaphore::new(stream_limit.max(1))),
-            health_watches: Arc::new(Semaphore::new(HEALTH_WATCHES)),
+            calls: Pool::new("calls", call_limit),
+            streams: Pool::new("streams", stream_limit),
+            health_watches: Pool::new("health_watches", HEALTH_WATCHES),
             streaming,
             shed,
         }
@@ -353,13 +399,14 @@ where
         } else {
             &self.limits.calls
         };
-        match pool.clone().try_acquire_owned() {
+        match pool.permits.clone().try_acquire_owned() {
             Ok(permit) => ShedFuture::Admitted {
                 inner: self.inner.call(req),
                 permit: Some(permit),
             },
             Err(_) => {
                 self.limits.shed.inc();
+                pool.log_shed();
                 let mut resp: http::Response<ResB> = tonic::Status::resource_exhausted(
                     "the server is at its concurrency limit; retry with backoff",
                 )
@@ -368,6 +415,7 @@ where
                     "grpc-retry-pushback-ms",
                     http::HeaderValue::from(SHED_PUSHBACK_MS),
                 );
+                resp.extensions_mut().insert(ShedRefusal);
                 ShedFuture::Shed {
                     refusal: Some(resp),
                 }

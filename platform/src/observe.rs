@@ -37,6 +37,11 @@ pub trait Observer: Clone {
     }
     /// The call ended with this status code; called exactly once per started call.
     fn end(&self, call: Self::Call, code: i32);
+    /// Instead of [`Observer::end`], for a call the server's concurrency limit refused
+    /// ([`crate::grpc::ShedRefusal`]): by default its end with RESOURCE_EXHAUSTED.
+    fn shed(&self, call: Self::Call) {
+        self.end(call, RESOURCE_EXHAUSTED);
+    }
     /// Whether this observer wants calls at all right now (a span or a log line nobody would
     /// see): when not, the call passes through untouched.
     fn active(&self) -> bool {
@@ -74,10 +79,21 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         }
     }
 
+    fn shed(&self, (a, b): Self::Call) {
+        if let Some(b) = b {
+            self.1.shed(b);
+        }
+        if let Some(a) = a {
+            self.0.shed(a);
+        }
+    }
+
     fn active(&self) -> bool {
         self.0.active() || self.1.active()
     }
 }
+
+const RESOURCE_EXHAUSTED: i32 = 8;
 
 /// The layer telling `O` about every call; `side` says whether a dropped call can have expired
 /// (the server reads the caller's deadline from `grpc-timeout`).
@@ -213,6 +229,12 @@ impl<O: Observer> Watch<O> {
         }
     }
 
+    fn shed(mut self) {
+        if let Some(call) = self.call.take() {
+            self.observer.shed(call);
+        }
+    }
+
     fn enter(&self) -> Option<tracing::span::Entered<'_>> {
         self.call.as_ref().and_then(O::enter)
     }
@@ -257,6 +279,15 @@ where
             Ok(resp) => {
                 // A trailers-only response (errors) carries the status in its headers.
                 let watch = match watch.map(|w| (grpc_status(resp.headers()), w)) {
+                    Some((Some(_), w))
+                        if resp
+                            .extensions()
+                            .get::<crate::grpc::ShedRefusal>()
+                            .is_some() =>
+                    {
+                        w.shed();
+                        None
+                    }
                     Some((Some(code), w)) => {
                         w.end(code);
                         None
@@ -409,6 +440,53 @@ mod tests {
         let collected = resp.into_body().collect().await.unwrap();
         assert!(collected.trailers().is_some());
         assert_eq!(*log.0.lock().unwrap(), ["pkg.Svc/Get 0"]);
+    }
+
+    /// Tells shed calls apart (as the access log does, to leave them out).
+    #[derive(Clone, Default)]
+    struct ShedAware(Log);
+
+    impl Observer for ShedAware {
+        type Call = String;
+        fn start<B>(&self, service: &str, method: &str, req: &mut http::Request<B>) -> String {
+            self.0.start(service, method, req)
+        }
+        fn end(&self, call: String, code: i32) {
+            self.0.end(call, code)
+        }
+        fn shed(&self, call: String) {
+            self.0.0.lock().unwrap().push(format!("{call} shed"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shed_refusal_is_told_as_shed_and_is_resource_exhausted_to_the_others() {
+        let mut answer = http::Response::builder()
+            .header("grpc-status", "8")
+            .body(http_body_util::Full::<bytes::Bytes>::default())
+            .unwrap();
+        answer.extensions_mut().insert(crate::grpc::ShedRefusal);
+        let (log, aware) = (Log::default(), ShedAware::default());
+        let svc = tower::service_fn(move |_req: http::Request<String>| {
+            let answer = answer.clone();
+            async move { Ok::<_, std::convert::Infallible>(answer) }
+        });
+        let svc = Observe::new((log.clone(), aware.clone()), Side::Server).layer(svc);
+        drop(tower::ServiceExt::oneshot(svc, request(None)).await);
+        assert_eq!(*log.0.lock().unwrap(), ["pkg.Svc/Get 8"]);
+        assert_eq!(*aware.0.0.lock().unwrap(), ["pkg.Svc/Get shed"]);
+        // The same status from a handler is an ordinary end.
+        let aware = ShedAware::default();
+        let svc = tower::service_fn(|_req: http::Request<String>| async {
+            let plain = http::Response::builder()
+                .header("grpc-status", "8")
+                .body(http_body_util::Full::<bytes::Bytes>::default())
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(plain)
+        });
+        let svc = Observe::new(aware.clone(), Side::Server).layer(svc);
+        drop(tower::ServiceExt::oneshot(svc, request(None)).await);
+        assert_eq!(*aware.0.0.lock().unwrap(), ["pkg.Svc/Get 8"]);
     }
 
     /// An observer nobody listens to (its spans or lines filtered out).

@@ -3,6 +3,7 @@
 //! ([`crate::openapi`]) is generated from these handlers and types.
 
 pub mod books;
+pub mod headers;
 pub mod ratings;
 pub mod recommendations;
 pub mod sessions;

@@ -21,6 +21,7 @@ use crate::{
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiAuth, ApiJson, ApiPath, ApiQuery, integer},
+    rate_limit::ClientIp,
     upstream::Deadline,
 };
 
@@ -158,26 +159,27 @@ pub async fn delete_rating(
 }
 
 /// The live feed of ratings as Server-Sent Events (`event: rating`, data: a RatingEvent).
+/// A client address holds at most `FEED_LIMIT_PER_CLIENT` feeds at once, a gateway replica
+/// `FEED_LIMIT`.
 #[utoipa::path(get, path = "/api/v1/ratings/stream", tag = "ratings", params(FeedQuery),
     responses((status = 200, content_type = "text/event-stream", body = RatingEvent),
-              (status = 400, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+              (status = 400, body = Problem), (status = 404, body = Problem),
+              (status = 429, body = Problem, description = "This client address holds as many live feeds as one client may (FEED_LIMIT_PER_CLIENT), or recommendations is at its stream limit; retry after Retry-After seconds (a slot comes back when one of the client's feeds ends)."),
+              (status = 503, body = Problem, description = "The gateway holds as many live feeds as it may (FEED_LIMIT) or is at its concurrency limit, or no recommendations replica is ready; retry after Retry-After seconds.")))]
 pub async fn ratings_stream(
     State(s): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Ok(permit) = s.streams.clone().try_acquire_owned() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the gateway holds as many live feeds as it may; retry later",
-        ));
-    };
+    // Held inside the stream: given back when the feed ends or the client goes away.
+    let slot = s.feeds.admit(client)?;
     let upstream = s
         .recommendations()
         .watch_ratings(q.book_id.unwrap_or(0))
         .await?;
     let stream = futures_util::stream::unfold(
-        (upstream, s.clone(), s.shutdown.clone(), permit),
-        |(mut upstream, s, mut shutdown, permit)| async move {
+        (upstream, s.clone(), s.shutdown.clone(), slot),
+        |(mut upstream, s, mut shutdown, slot)| async move {
             let next = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return None,
                 next = upstream.message() => next,
@@ -195,7 +197,7 @@ pub async fn ratings_stream(
                 .event("rating")
                 .json_data(&data)
                 .unwrap_or_else(|_| Event::default().comment("unencodable event"));
-            Some((Ok(sse), (upstream, s, shutdown, permit)))
+            Some((Ok(sse), (upstream, s, shutdown, slot)))
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default().interval(Duration::from_secs(15))))

@@ -93,9 +93,10 @@ impl MarketplaceService for FakeMarketplace {
 /// Recommendations that pick books 11 and 12, named "Summary title {id}" by "Summary author
 /// {id}" and "Second <author>" when `named`, and without names (as a replica older than those
 /// fields sends them) otherwise. Its live feed is two ratings: of book 11, titled "Event title
-/// 11", and of book 12, untitled; then it ends.
+/// 11", and of book 12, untitled; then it ends, or stays open when `hold_feeds`.
 struct FakeRecommendations {
     named: bool,
+    hold_feeds: bool,
 }
 
 impl FakeRecommendations {
@@ -190,8 +191,14 @@ impl RecommendationsService for FakeRecommendations {
                 title: title.to_owned(),
             })
         };
-        let events = [event(11, "Event title 11"), event(12, "")];
-        Ok(Response::new(Box::pin(futures_util::stream::iter(events))))
+        let events = futures_util::stream::iter([event(11, "Event title 11"), event(12, "")]);
+        if self.hold_feeds {
+            use futures_util::StreamExt;
+            return Ok(Response::new(Box::pin(
+                events.chain(futures_util::stream::pending()),
+            )));
+        }
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn delete_user_ratings(
@@ -212,6 +219,15 @@ impl RecommendationsService for FakeRecommendations {
 /// Both fakes on one address, reporting SERVING (picks named when `named`); its URL and the
 /// record of marketplace calls.
 pub async fn fake_services(named: bool) -> (String, Recorded) {
+    serve_fakes(named, false).await
+}
+
+/// [`fake_services`] whose live feeds never end after their two events.
+pub async fn fake_services_with_open_feeds() -> String {
+    serve_fakes(true, true).await.0
+}
+
+async fn serve_fakes(named: bool, hold_feeds: bool) -> (String, Recorded) {
     let calls = Recorded::default();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -230,6 +246,7 @@ pub async fn fake_services(named: bool) -> (String, Recorded) {
             }))
             .add_service(RecommendationsServiceServer::new(FakeRecommendations {
                 named,
+                hold_feeds,
             }))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );

@@ -6,6 +6,7 @@ mod degraded;
 mod errors;
 mod fakes;
 mod feed;
+mod headers;
 mod helpers;
 mod limits;
 mod pages;

@@ -8,6 +8,9 @@
 
 pub mod context;
 mod json;
+mod throttle;
+
+pub use throttle::LogThrottle;
 
 use std::{
     io::IsTerminal,
@@ -344,7 +347,7 @@ impl Observer for RpcSpan {
 
 /// The server's access log: a line per call (errors and slow calls always, a sample of the
 /// rest, see `ACCESS_LOG_SAMPLE`), inside the call's span so it carries the trace id; health
-/// checks only at debug. An [`Observer`] for the [`crate::observe::Observe`] layer.
+/// checks only at debug; shed calls none (see [`crate::grpc::ShedLayer`]). An [`Observer`] for the [`crate::observe::Observe`] layer.
 #[derive(Clone, Copy)]
 pub struct RpcAccessLog;
 
@@ -370,6 +373,9 @@ impl Observer for RpcAccessLog {
     fn active(&self) -> bool {
         tracing::enabled!(tracing::Level::INFO)
     }
+
+    /// A shed call has no line of its own: the shed layer writes one per interval for all.
+    fn shed(&self, _: AccessLogCall) {}
 
     fn end(&self, call: AccessLogCall, code: i32) {
         let elapsed = call.start.elapsed();
