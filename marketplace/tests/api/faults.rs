@@ -142,42 +142,99 @@ async fn injected_errors_and_not_ready_switch_on_and_off_at_runtime() {
     );
 }
 
+/// The sum of the samples of `name` whose labels contain every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn a_burst_beyond_the_limit_is_shed_at_once_with_a_pushback() {
-    let s = spawn_serving(&["--concurrency-limit", "2"]).await;
-    admin(
+    const LIMIT: usize = 2;
+    const BURST: usize = 8;
+    // How long each admitted call holds its permit: long enough that the burst is answered
+    // while they hold, however loaded the machine.
+    const HOLD: Duration = Duration::from_millis(1000);
+    let s = spawn_serving(&["--concurrency-limit", &LIMIT.to_string()]).await;
+    let (status, _) = admin(
         &s,
         reqwest::Method::PUT,
         "/faults",
-        r#"{"rules":[{"method":"GetBook","latency_ms":500}]}"#,
+        &format!(
+            r#"{{"rules":[{{"method":"GetBook","latency_ms":{}}}]}}"#,
+            HOLD.as_millis()
+        ),
     )
     .await;
-    let calls: Vec<_> = (0..10)
-        .map(|_| {
-            let mut c = s.client();
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let r = c.get_book(GetBookRequest { id: 1 }).await;
-                (r.map(|_| ()), started.elapsed())
-            })
+    assert_eq!(status, 200, "the fault is set");
+    let injected = r#"grpc_method="GetBook""#;
+    let shed_total = "grpc_server_shed_total";
+    let before = metrics(&s).await;
+    let (held_before, shed_before) = (
+        sample(&before, "faults_injected_total", &[injected]),
+        sample(&before, shed_total, &[]),
+    );
+
+    // Each call answers its outcome, how long it took and when it ended.
+    let call = || {
+        let mut c = s.client();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = c.get_book(GetBookRequest { id: 1 }).await;
+            let ended = Instant::now();
+            (r.map(|_| ()), ended - started, ended)
         })
-        .collect();
-    let (mut ok, mut shed) = (0, 0);
-    for c in calls {
-        let (r, took) = c.await.unwrap();
-        match r {
-            Ok(()) => ok += 1,
-            Err(e) => {
-                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
-                assert_eq!(e.metadata().get("grpc-retry-pushback-ms").unwrap(), "100");
-                assert!(
-                    took < Duration::from_millis(300),
-                    "shed at once, not queued: {took:?}"
-                );
-                shed += 1;
-            }
-        }
+    };
+    // The limit's worth of calls, each held by the injected latency: every permit is taken.
+    let holders: Vec<_> = (0..LIMIT).map(|_| call()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sample(&metrics(&s).await, "faults_injected_total", &[injected]) - held_before
+        < LIMIT as f64
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the admitted calls never reached the handler"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    println!("burst of 10 at limit 2: {ok} served, {shed} shed");
-    assert_eq!((ok, shed), (2, 8));
+    let burst: Vec<_> = (0..BURST).map(|_| call()).collect();
+    let mut shed = Vec::new();
+    for c in burst {
+        let (r, took, ended) = c.await.unwrap();
+        let e = r.expect_err("a call beyond the limit is shed");
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        assert_eq!(e.metadata().get("grpc-retry-pushback-ms").unwrap(), "100");
+        shed.push((took, ended));
+    }
+    let mut served = Vec::new();
+    for c in holders {
+        let (r, took, ended) = c.await.unwrap();
+        r.expect("an admitted call is served");
+        assert!(
+            took >= HOLD,
+            "served without the injected latency: {took:?}"
+        );
+        served.push(ended);
+    }
+    // Not queued: every refusal came back while the admitted calls still held every permit.
+    let first_served = served.iter().min().unwrap();
+    assert!(
+        shed.iter().all(|(_, ended)| ended < first_served),
+        "a refusal came back after a permit was given back: queued"
+    );
+    let shed_counted = sample(&metrics(&s).await, shed_total, &[]) - shed_before;
+    assert_eq!(
+        shed_counted, BURST as f64,
+        "the server counted what it shed"
+    );
+    let slowest = shed.iter().map(|(took, _)| *took).max().unwrap();
+    println!(
+        "burst of {} at limit {LIMIT}: {} served in >= {HOLD:?}, {} shed, the slowest in {slowest:?}",
+        LIMIT + BURST,
+        served.len(),
+        shed.len()
+    );
 }
