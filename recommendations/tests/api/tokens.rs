@@ -9,7 +9,7 @@ use protos::recommendations::v1::ListMyRatingsRequest;
 use secrecy::{ExposeSecret, SecretString};
 use tonic::Code;
 
-use crate::helpers::{KEYS, as_user, spawn_args, spawn_service, with_token};
+use crate::helpers::{KEYS, TestService, as_user, spawn_args, spawn_service, with_token};
 
 fn list() -> ListMyRatingsRequest {
     ListMyRatingsRequest {
@@ -18,22 +18,23 @@ fn list() -> ListMyRatingsRequest {
     }
 }
 
+/// Asserts that `s` refuses `token` as UNAUTHENTICATED, with a message that contains `why`.
+async fn assert_refused(s: &TestService, token: &str, why: &str) {
+    let refused = s
+        .client()
+        .list_my_ratings(with_token(list(), token))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(refused.message().contains(why), "{}", refused.message());
+}
+
 #[tokio::test]
 async fn a_token_signed_by_a_key_recommendations_does_not_know_is_refused() {
     let s = spawn_service().await;
     let stranger = TokenSigner::from_secret(&generate_keys().signing_key).unwrap();
     let (token, _) = stranger.issue("ada", Duration::from_secs(60));
-    let refused = s
-        .client()
-        .list_my_ratings(with_token(list(), &token))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::Unauthenticated);
-    assert!(
-        refused.message().contains("key this service does not know"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&s, &token, "key this service does not know").await;
     // The service's own key pair still works.
     s.client()
         .list_my_ratings(as_user(list(), "ada"))
@@ -49,17 +50,7 @@ async fn a_token_naming_a_known_key_but_signed_by_another_is_refused() {
     let impostor =
         TokenSigner::from_secret(&SecretString::from(format!("{}={other_der}", KEYS.kid))).unwrap();
     let (token, _) = impostor.issue("ada", Duration::from_secs(60));
-    let refused = s
-        .client()
-        .list_my_ratings(with_token(list(), &token))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::Unauthenticated);
-    assert!(
-        refused.message().contains("signature is not valid"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&s, &token, "signature is not valid").await;
 }
 
 #[tokio::test]
@@ -88,17 +79,7 @@ async fn an_hmac_era_token_is_refused() {
     // The shape tokens had when users and recommendations shared TOKEN_SECRET.
     let old = "eyJzdWIiOiJhZGEiLCJzaWQiOiJzIiwiaWF0IjoxLCJleHAiOjk5OTk5OTk5OTl9.\
                c2lnbmF0dXJlLXRoYXQtd2FzLW9uY2UtYW4taG1hYw";
-    let refused = s
-        .client()
-        .list_my_ratings(with_token(list(), old))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::Unauthenticated);
-    assert!(
-        refused.message().contains("malformed"),
-        "{}",
-        refused.message()
-    );
+    assert_refused(&s, old, "malformed").await;
 }
 
 #[test]
