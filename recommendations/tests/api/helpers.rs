@@ -40,6 +40,22 @@ impl TestService {
         }
     }
 
+    /// The ids "readers who liked `book` also liked" (at most 10), best first.
+    pub async fn similar_ids(&self, book: i64) -> Vec<i64> {
+        self.client()
+            .list_similar_books(protos::recommendations::v1::ListSimilarBooksRequest {
+                book_id: book,
+                page_size: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .recommendations
+            .iter()
+            .map(|r| r.book_id)
+            .collect()
+    }
+
     /// `user` rates `book` with `stars`.
     pub async fn rate(&self, user: &str, book: i64, stars: i32) {
         self.client()

@@ -10,21 +10,6 @@ use tonic::{Code, Request};
 
 use crate::helpers::{as_user, spawn_service, spawn_with};
 
-async fn similar_ids(s: &crate::helpers::TestService, book: i64) -> Vec<i64> {
-    s.client()
-        .list_similar_books(ListSimilarBooksRequest {
-            book_id: book,
-            page_size: 10,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .recommendations
-        .iter()
-        .map(|r| r.book_id)
-        .collect()
-}
-
 #[tokio::test]
 async fn popular_books_page_by_bayesian_average() {
     let s = spawn_service().await;
@@ -91,7 +76,7 @@ async fn each_pick_names_its_book_so_callers_need_not_ask_the_marketplace() {
 async fn readers_who_liked_this_also_liked_follows_the_ratings_exactly() {
     let s = spawn_service().await;
     assert!(
-        similar_ids(&s, 1).await.is_empty(),
+        s.similar_ids(1).await.is_empty(),
         "no ratings, no similarity"
     );
     // Ada and Bob both loved 1; Ada loved 2 and 3, Bob liked 2 and loved 5 and hated 6.
@@ -106,7 +91,7 @@ async fn readers_who_liked_this_also_liked_follows_the_ratings_exactly() {
     ] {
         s.rate(u, b, st).await;
     }
-    assert_eq!(similar_ids(&s, 1).await, vec![2, 3, 5]);
+    assert_eq!(s.similar_ids(1).await, vec![2, 3, 5]);
     // Each pick names its book: the caller needs no marketplace call to show it.
     let also = s
         .client()
@@ -128,7 +113,7 @@ async fn readers_who_liked_this_also_liked_follows_the_ratings_exactly() {
     // Carol's dislike of 2 alongside her love of 1 lowers 2 below the others.
     s.rate("carol", 1, 5).await;
     s.rate("carol", 2, 1).await;
-    assert_eq!(similar_ids(&s, 1).await, vec![3, 5, 2]);
+    assert_eq!(s.similar_ids(1).await, vec![3, 5, 2]);
 
     let unknown = s
         .client()
@@ -213,7 +198,7 @@ async fn ratings_and_what_they_imply_survive_a_restart() {
         .unwrap()
         .unwrap();
     let second = spawn_with(&url).await;
-    assert_eq!(similar_ids(&second, 1).await, vec![2]);
+    assert_eq!(second.similar_ids(1).await, vec![2]);
 }
 
 #[tokio::test]

@@ -6,8 +6,7 @@ use std::time::Duration;
 use catalog::Digest;
 use platform::database::{LazyPool, testing};
 use protos::recommendations::v1::{
-    DeleteUserRatingsRequest, ListRecommendationsForMeRequest, ListSimilarBooksRequest,
-    RatingEventKind, WatchRatingsRequest,
+    DeleteUserRatingsRequest, ListRecommendationsForMeRequest, RatingEventKind, WatchRatingsRequest,
 };
 use recommendations::{
     changelog::{IndexState, rebuild_digest},
@@ -58,21 +57,6 @@ pub async fn assert_converged(replicas: &[&TestService], url: &str) {
     }
 }
 
-async fn similar(s: &TestService, book: i64) -> Vec<i64> {
-    s.client()
-        .list_similar_books(ListSimilarBooksRequest {
-            book_id: book,
-            page_size: 10,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .recommendations
-        .into_iter()
-        .map(|r| r.book_id)
-        .collect()
-}
-
 async fn for_me(s: &TestService, user: &str) -> Vec<i64> {
     s.client()
         .list_recommendations_for_me(as_user(
@@ -109,9 +93,9 @@ async fn two_replicas_on_one_sqlite_file_agree_and_both_feeds_carry_every_rating
     }
     a.rate("me", 1, 5).await;
     // The writer reads its own write at once.
-    assert_eq!(similar(&a, 1).await[..5], [2, 3, 4, 5, 6]);
+    assert_eq!(a.similar_ids(1).await[..5], [2, 3, 4, 5, 6]);
     assert_converged(&[&a, &b], &url).await;
-    assert_eq!(similar(&b, 1).await, similar(&a, 1).await);
+    assert_eq!(b.similar_ids(1).await, a.similar_ids(1).await);
     assert_eq!(for_me(&b, "me").await, for_me(&a, "me").await);
     assert_eq!(for_me(&b, "me").await[..5], [2, 3, 4, 5, 6]);
 
