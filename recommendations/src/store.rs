@@ -372,17 +372,18 @@ impl RatingStore for SqlRatingStore {
             .fetch_one(&mut *tx)
             .await?
             .try_get("pruned_through")?;
+        // Gaps are looked for above what retention deleted, in the last GAP_SCAN positions.
+        let scanned_after = (position - GAP_SCAN).max(pruned);
         let visible: Vec<i64> = sqlx::query(
             "SELECT position FROM rating_changes WHERE position > $1 ORDER BY position",
         )
-        .bind((position - GAP_SCAN).max(pruned))
+        .bind(scanned_after)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .map(|r| r.try_get("position"))
         .collect::<Result<_, _>>()?;
-        let from = (position - GAP_SCAN).max(pruned) + 1;
-        let gaps = missing(from, position, &visible);
+        let gaps = missing(scanned_after + 1, position, &visible);
         let page_rows = self.page_rows;
         // Keyset pages inside the transaction: each a short statement over the covering index.
         // State: the transaction and where the next page starts; `None` once the last is read.
