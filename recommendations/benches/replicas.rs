@@ -18,6 +18,10 @@
 //! indexes that differ), not on a missed latency target.
 #![forbid(unsafe_code)]
 
+mod common;
+
+use common::{Error, target_dirs};
+
 use std::{
     collections::{HashMap, HashSet},
     fmt::Write as _,
@@ -82,8 +86,6 @@ struct Args {
     #[arg(long, hide = true)]
     bench: bool,
 }
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -194,21 +196,6 @@ fn database_url(admin_url: &str, db: &str) -> String {
         Some(q) => format!("{base}/{db}?{q}"),
         None => format!("{base}/{db}"),
     }
-}
-
-/// `target/` and `target/<profile>/`, from this executable's path (`target/release/deps/…`).
-fn target_dirs() -> Result<(PathBuf, PathBuf), Error> {
-    let exe = std::env::current_exe()?;
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?
-        .to_path_buf();
-    let target = profile
-        .parent()
-        .ok_or("cannot locate the target directory")?
-        .to_path_buf();
-    Ok((target, profile))
 }
 
 fn free_addr() -> std::io::Result<SocketAddr> {

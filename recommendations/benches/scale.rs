@@ -12,6 +12,10 @@
 //! the peak RSS reaches `--max-peak-mib` (192 MiB: the Deployment's limit is 256Mi).
 #![forbid(unsafe_code)]
 
+mod common;
+
+use common::{Error, target_dirs};
+
 use std::{
     fmt::Write as _,
     net::{SocketAddr, TcpListener},
@@ -84,23 +88,6 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// `target/` and `target/<profile>/`, from this executable's path (`target/release/deps/scale-…`).
-fn target_dirs() -> Result<(PathBuf, PathBuf), Error> {
-    let exe = std::env::current_exe()?;
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?
-        .to_path_buf();
-    let target = profile
-        .parent()
-        .ok_or("cannot locate the target directory")?
-        .to_path_buf();
-    Ok((target, profile))
 }
 
 async fn run(args: Args) -> Result<ExitCode, Error> {
