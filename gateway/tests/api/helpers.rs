@@ -120,6 +120,15 @@ pub fn problem(headers: &http::HeaderMap, body: &str) -> serde_json::Value {
     doc
 }
 
+/// The CSRF token a page's forms carry (empty when it has no form).
+pub fn form_token(page: &str) -> String {
+    page.split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// What a browser holds after loading a page: the CSRF cookie and the token its forms carry.
 pub struct FormSession {
     pub cookie: String,
@@ -138,12 +147,7 @@ impl FormSession {
             .next()
             .unwrap()
             .to_owned();
-        let token = page
-            .split(r#"name="csrf" value=""#)
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
+        let token = form_token(&page);
         FormSession { cookie, token }
     }
 

@@ -305,13 +305,7 @@ async fn the_sign_in_form_draws_on_the_accounts_budget_too() {
         .find(|c| c.contains("csrf"))
         .map(str::to_owned)
         .unwrap_or_default();
-    let page = home.text().await.unwrap();
-    let token = page
-        .split(r#"name="csrf" value=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_owned();
+    let token = crate::helpers::form_token(&home.text().await.unwrap());
     let addr: SocketAddr = g.url.trim_start_matches("http://").parse().unwrap();
     let r = c
         .post(format!("{}/signin", g.url))
