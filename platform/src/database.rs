@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{
     AnyPool, Executor,
     any::{AnyPoolOptions, install_default_drivers},
-    migrate::Migrator,
+    migrate::{Migration, MigrationType, Migrator},
 };
 
 use crate::health::Health;
@@ -24,6 +24,59 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// A migration compiled into the binary: its path under `migrations/` (the file name is
+/// `<version>_<words>.sql`) and its SQL; [`migration!`](crate::migration) makes one.
+pub type EmbeddedMigration = (&'static str, &'static str);
+
+/// A migrator over migrations compiled in with `include_str!`, versioned and described by file
+/// name exactly as sqlx's `migrate!` macro would (so databases it migrated stay valid), without
+/// the macro's compile-time database stack. [`testing::assert_embeds_every_file`] keeps each
+/// list equal to its folder.
+pub fn embedded_migrator(files: &[EmbeddedMigration]) -> Migrator {
+    let mut migrations: Vec<Migration> = files
+        .iter()
+        .map(|&(path, sql)| {
+            let name = base_name(path);
+            let stem = name.strip_suffix(".sql").unwrap_or(name);
+            let (version, words) = stem
+                .split_once('_')
+                .unwrap_or_else(|| panic!("migration {name} is not <version>_<words>.sql"));
+            let version = version
+                .parse()
+                .unwrap_or_else(|_| panic!("migration {name}: {version} is not a version"));
+            let no_tx = sql.starts_with("-- no-transaction");
+            Migration::new(
+                version,
+                words.replace('_', " ").into(),
+                MigrationType::Simple,
+                sql.into(),
+                no_tx,
+            )
+        })
+        .collect();
+    migrations.sort_by_key(|m| m.version);
+    Migrator {
+        migrations: migrations.into(),
+        ..Migrator::DEFAULT
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// One [`EmbeddedMigration`]: `migration!("20261101000000_create_users.sql")` compiles in that
+/// file from the calling crate's `migrations/` folder (a sub-folder may be named).
+#[macro_export]
+macro_rules! migration {
+    ($path:literal) => {
+        (
+            $path,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $path)),
+        )
+    };
 }
 
 /// Opens a pool once and runs the migrations.
@@ -134,6 +187,30 @@ mod tests {
 /// `TEST_POSTGRES_URL` names a server (CI sets it; `BOOKSTORE_REQUIRE_POSTGRES=1` makes its
 /// absence an error rather than a skip).
 pub mod testing {
+    /// Fails unless `files` names every `.sql` file directly in `dir` and nothing else, so a
+    /// migration added to a folder cannot be left out of the binary.
+    pub fn assert_embeds_every_file(dir: &std::path::Path, files: &[super::EmbeddedMigration]) {
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                name.ends_with(".sql").then_some(name)
+            })
+            .collect();
+        let mut listed: Vec<String> = files
+            .iter()
+            .map(|(path, _)| super::base_name(path).to_owned())
+            .collect();
+        on_disk.sort();
+        listed.sort();
+        assert_eq!(
+            listed,
+            on_disk,
+            "the embedded migrations differ from {}",
+            dir.display()
+        );
+    }
+
     /// Says that a test checked nothing, and why: on stderr (which `cargo test` hides for a
     /// passing test) and, when `BOOKSTORE_SKIP_LOG` names a file, as a line appended to it, so
     /// `make test` can list at its end what it did not check.

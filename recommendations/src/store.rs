@@ -4,15 +4,12 @@
 //! the log and the ratings table never disagree; replicas follow the log (see
 //! [`crate::changelog`]) and start from a [`Snapshot`] of the table taken with the log's position.
 
-use std::borrow::Cow;
-
 use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
-use platform::database::{LazyPool, NotReady};
-use sqlx::{
-    Any, AnyConnection, Executor, Row, Transaction,
-    any::AnyRow,
-    migrate::{Migration, MigrationType, Migrator},
+use platform::{
+    database::{EmbeddedMigration, LazyPool, NotReady, embedded_migrator},
+    migration,
 };
+use sqlx::{Any, AnyConnection, Executor, Row, Transaction, any::AnyRow, migrate::Migrator};
 
 /// A stored rating.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,33 +116,26 @@ impl Backend {
 }
 
 /// The migrations shared by both engines (`migrations/*.sql`).
-static PORTABLE: Migrator = sqlx::migrate!("./migrations");
+pub const PORTABLE: &[EmbeddedMigration] = &[
+    migration!("20261101000000_create_ratings.sql"),
+    migration!("20261120000000_ratings_by_user_time.sql"),
+    migration!("20261122000000_revocations.sql"),
+    migration!("20261207000000_rating_log_meta.sql"),
+];
 
-/// The migrations of the ratings database on `backend`: the portable ones plus the change
-/// log's table, whose position column each engine makes its own way.
+/// The change log's table, whose position column each engine makes its own way.
+pub const SQLITE_ONLY: &[EmbeddedMigration] =
+    &[migration!("sqlite/20261207000001_rating_changes.sql")];
+pub const POSTGRES_ONLY: &[EmbeddedMigration] =
+    &[migration!("postgres/20261207000001_rating_changes.sql")];
+
+/// The migrations of the ratings database on `backend`: the portable ones plus its own.
 pub fn migrator(backend: Backend) -> Migrator {
-    let (version, sql) = match backend {
-        Backend::Sqlite => (
-            20261207000001,
-            include_str!("../migrations/sqlite/20261207000001_rating_changes.sql"),
-        ),
-        Backend::Postgres => (
-            20261207000001,
-            include_str!("../migrations/postgres/20261207000001_rating_changes.sql"),
-        ),
+    let own = match backend {
+        Backend::Sqlite => SQLITE_ONLY,
+        Backend::Postgres => POSTGRES_ONLY,
     };
-    let mut migrations = PORTABLE.migrations.to_vec();
-    migrations.push(Migration::new(
-        version,
-        Cow::Borrowed("rating changes"),
-        MigrationType::Simple,
-        Cow::Borrowed(sql),
-        false,
-    ));
-    Migrator {
-        migrations: migrations.into(),
-        ..Migrator::DEFAULT
-    }
+    embedded_migrator(&[PORTABLE, own].concat())
 }
 
 /// Rows per page when streaming every rating at start.
@@ -536,5 +526,14 @@ mod tests {
         assert_eq!(missing(1, 3, &[]), vec![1, 2, 3]);
         assert_eq!(missing(5, 4, &[]), Vec::<i64>::new());
         assert_eq!(missing(3, 5, &[1, 3, 4, 5, 9]), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn every_migration_file_is_compiled_in() {
+        use platform::database::testing::assert_embeds_every_file;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        assert_embeds_every_file(&dir, PORTABLE);
+        assert_embeds_every_file(&dir.join("sqlite"), SQLITE_ONLY);
+        assert_embeds_every_file(&dir.join("postgres"), POSTGRES_ONLY);
     }
 }

@@ -1,7 +1,12 @@
 //! Account storage behind a trait, with the real implementation on `sqlx` (SQLite or PostgreSQL).
 
-use platform::database::{LazyPool, NotReady};
-use sqlx::{Row, any::AnyRow};
+use std::sync::LazyLock;
+
+use platform::{
+    database::{EmbeddedMigration, LazyPool, NotReady, embedded_migrator},
+    migration,
+};
+use sqlx::{Row, any::AnyRow, migrate::Migrator};
 
 /// A stored account (the hash never leaves this crate).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,8 +144,15 @@ impl SqlUserStore {
     }
 }
 
-/// The migrations of the users database.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations of the users database (`migrations/*.sql`).
+pub const MIGRATIONS: &[EmbeddedMigration] = &[
+    migration!("20261101000000_create_users.sql"),
+    migration!("20261122000000_revocations_and_outbox.sql"),
+    migration!("20261201000000_sessions.sql"),
+];
+
+/// The migrator of the users database.
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| embedded_migrator(MIGRATIONS));
 
 const COLUMNS: &str = "id, email, display_name, password_hash, created_at_ms, updated_at_ms";
 
@@ -428,4 +440,13 @@ async fn enqueue(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_compiled_in() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        platform::database::testing::assert_embeds_every_file(&dir, super::MIGRATIONS);
+    }
 }
