@@ -9,6 +9,7 @@ pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod feeds;
+pub mod grpc_web;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;
@@ -149,6 +150,11 @@ pub struct Config {
     /// with Retry-After. A browser holds one per open book page.
     #[arg(long, env = "FEED_LIMIT_PER_CLIENT", default_value_t = 8)]
     pub feed_limit_per_client: usize,
+    /// Origins (`https://app.example.com`, comma-separated) whose pages may call the services
+    /// over gRPC-Web from the browser (CORS); none by default: only same-origin pages and
+    /// non-browser clients can.
+    #[arg(long, env = "GRPC_WEB_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = grpc_web_origin)]
+    pub grpc_web_allowed_origins: Vec<http::HeaderValue>,
     #[command(flatten)]
     pub serve: ServeArgs,
     /// Header, body, idle and send timeouts; connection caps in total and per client.
@@ -438,9 +444,34 @@ where
     }
 }
 
-/// The whole public router: API, pages, and the middleware stack.
+/// An origin as a browser sends it: `scheme://host[:port]`, nothing after.
+fn grpc_web_origin(s: &str) -> Result<http::HeaderValue, String> {
+    let s = s.trim();
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an origin: {e}"))?;
+    match (
+        uri.scheme_str(),
+        uri.authority(),
+        uri.path_and_query().map(|p| p.as_str()),
+    ) {
+        (Some("http" | "https"), Some(_), None | Some("" | "/")) if !s.ends_with('/') => {
+            http::HeaderValue::from_str(s).map_err(|e| e.to_string())
+        }
+        _ => Err(format!(
+            "{s:?} is not an origin (scheme://host[:port], no path)"
+        )),
+    }
+}
+
+/// The whole public router: API, pages, gRPC-Web, and the middleware stack.
 pub fn build_router(state: AppState, metrics: &Metrics, config: &Config) -> Router {
-    with_middleware(routes(), state, metrics, config)
+    let routes = routes().merge(grpc_web::router(
+        &state,
+        metrics,
+        &config.grpc_web_allowed_origins,
+    ));
+    with_middleware(routes, state, metrics, config)
 }
 
 /// Every route of the gateway, API and pages, without the middleware.

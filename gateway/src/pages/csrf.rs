@@ -151,7 +151,10 @@ fn forbidden(why: &str, headers: &HeaderMap) -> Response {
 /// The middleware: checks every page POST, and gives every page request its [`FormGuard`]
 /// (setting the nonce cookie when the browser has none). API paths pass untouched.
 pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    if crate::api::is_api_path(req.uri().path()) {
+    // The API and gRPC-Web carry bearer tokens, not cookies: CORS governs them.
+    if crate::api::is_api_path(req.uri().path())
+        || crate::grpc_web::is_grpc_web_path(req.uri().path())
+    {
         return next.run(req).await;
     }
     let secure = s.secure_cookies(req.headers());

@@ -48,6 +48,9 @@ pub struct Upstreams {
     pub marketplace: MarketplaceServiceClient<Upstream>,
     pub recommendations: RecommendationsServiceClient<Upstream>,
     pub users: UsersServiceClient<Upstream>,
+    /// The same three channels untyped (marketplace, recommendations, users), for gRPC-Web
+    /// calls forwarded as they come.
+    pub channels: [Upstream; 3],
     /// What each upstream's balancer holds, by upstream name.
     pub replicas: Vec<(&'static str, Arc<Replicas>)>,
 }
@@ -234,6 +237,7 @@ impl Upstreams {
         )?;
         let users = build("users", "bookstore.users.v1.UsersService", urls.users)?;
         Ok(Self {
+            channels: [marketplace.clone(), recommendations.clone(), users.clone()],
             marketplace: MarketplaceServiceClient::new(marketplace),
             recommendations: RecommendationsServiceClient::new(recommendations),
             users: UsersServiceClient::new(users),
@@ -254,6 +258,12 @@ impl Bearer {
             return None;
         }
         format!("Bearer {token}").parse().ok().map(Self)
+    }
+
+    /// The `authorization` header value (`Bearer <token>`).
+    pub fn header_value(&self) -> http::HeaderValue {
+        http::HeaderValue::from_bytes(self.0.as_encoded_bytes())
+            .expect("a parsed token is a legal header value")
     }
 }
 
