@@ -3,6 +3,8 @@
 //! them when dropped.
 #![forbid(unsafe_code)]
 
+pub mod web_client;
+
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},

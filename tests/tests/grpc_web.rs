@@ -7,12 +7,7 @@
 //! The Node checks need Node.js and `npm ci --prefix tests/browser`; without them they say
 //! `SKIPPED` and pass, unless `BOOKSTORE_REQUIRE_BROWSER=1` (CI sets it).
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{process::Stdio, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -27,10 +22,6 @@ use tests::{Suite, metric};
 const GET_BOOK: &str = "/bookstore.marketplace.v1.MarketplaceService/GetBook";
 const WATCH: &str = "/bookstore.recommendations.v1.RecommendationsService/WatchRatings";
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
 /// Says why the Node checks are skipped, or fails when `BOOKSTORE_REQUIRE_BROWSER` is set.
 fn skip(why: &str) {
     assert!(
@@ -38,41 +29,6 @@ fn skip(why: &str) {
         "BOOKSTORE_REQUIRE_BROWSER is set but {why}"
     );
     platform::database::testing::note_skip(&format!("gRPC-Web from Node: {why}"));
-}
-
-/// Generates the client from `protos/` (`npm run build`) once per test binary; false after
-/// saying why when Node or the npm packages are missing.
-fn generated_client() -> bool {
-    static BUILT: Mutex<Option<Result<(), String>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let result = built.get_or_insert_with(|| {
-        let dir = browser_dir();
-        if !dir.join("node_modules/@connectrpc/connect-web").is_dir() {
-            return Err(
-                "the npm packages are not installed (npm ci --prefix tests/browser)".into(),
-            );
-        }
-        let out = std::process::Command::new("npm")
-            .args(["run", "--silent", "build"])
-            .current_dir(&dir)
-            .output()
-            .map_err(|e| format!("npm did not run: {e}"))?;
-        if !out.status.success() {
-            panic!(
-                "npm run build (generating the gRPC-Web client) failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) => true,
-        Err(why) => {
-            skip(why);
-            false
-        }
-    }
 }
 
 /// A gRPC-Web frame holding `message`.
@@ -144,9 +100,10 @@ async fn the_generated_client_from_node_meets_every_status() {
         );
         return;
     }
-    if !generated_client() {
-        return;
-    }
+    let dir = match tests::web_client::generated() {
+        Ok(dir) => dir,
+        Err(why) => return skip(&why),
+    };
     let s = Suite::start().await;
     let faults = format!(
         "{}/faults",
@@ -154,7 +111,7 @@ async fn the_generated_client_from_node_meets_every_status() {
     );
     let child = tokio::process::Command::new("node")
         .arg("grpc-web/node-check.mjs")
-        .current_dir(browser_dir())
+        .current_dir(dir)
         .env("GATEWAY_URL", &s.base_url)
         .env("FAULTS_URL", &faults)
         .stdout(Stdio::piped())

@@ -504,3 +504,81 @@ async fn an_expired_deadline_is_deadline_exceeded_on_both_sides() {
         .unwrap_or_else(|| panic!("no access-log line for trace {trace_id}:\n{log}"));
     assert_eq!(line["grpc.code"], "DeadlineExceeded", "{line}");
 }
+
+#[tokio::test]
+async fn a_grpc_web_call_is_one_trace_from_the_caller_to_the_service() {
+    if Suite::is_external() {
+        platform::database::testing::note_skip(
+            "tracing: needs to point the suite at its own OTLP receiver",
+        );
+        return;
+    }
+    let (collector, endpoint) = start_collector().await;
+    let s = Suite::start_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
+    .await;
+    let (trace_id, parent) = (random_hex(16), random_hex(8));
+    // GetBook { id: 1 } in one gRPC-Web frame, as a browser's generated client sends it.
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/bookstore.marketplace.v1.MarketplaceService/GetBook",
+            s.base_url
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("traceparent", format!("00-{trace_id}-{parent}-01"))
+        .body(vec![0u8, 0, 0, 0, 2, 0x08, 0x01])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let spans = wait_for_trace(&collector, &trace_id, &["gateway", "marketplace"]).await;
+    let by_id: HashMap<String, &Received> =
+        spans.iter().map(|r| (hex(&r.span.span_id), r)).collect();
+    let parent_of = |r: &Received| by_id.get(&hex(&r.span.parent_span_id)).copied();
+
+    // caller → gateway HTTP span → gateway gRPC-Web call span → client span → marketplace.
+    let http = spans
+        .iter()
+        .find(|r| hex(&r.span.parent_span_id) == parent)
+        .expect("a span continuing the caller's");
+    assert_eq!(http.service, "gateway");
+    assert_eq!(
+        http.span.name,
+        "POST /bookstore.marketplace.v1.MarketplaceService/GetBook"
+    );
+    let call = spans
+        .iter()
+        .find(|r| {
+            r.service == "gateway"
+                && r.span.kind == SpanKind::Server as i32
+                && r.span.span_id != http.span.span_id
+        })
+        .expect("the gateway's span of the call");
+    assert_eq!(
+        parent_of(call).map(|p| &p.span.span_id),
+        Some(&http.span.span_id)
+    );
+    assert_eq!(attr(&call.span, "rpc.method").as_deref(), Some("GetBook"));
+    assert_eq!(
+        attr(&call.span, "rpc.grpc.status_code").as_deref(),
+        Some("0")
+    );
+    let client = spans
+        .iter()
+        .find(|r| r.service == "gateway" && r.span.kind == SpanKind::Client as i32)
+        .expect("the gateway's client span");
+    assert_eq!(
+        parent_of(client).map(|p| &p.span.span_id),
+        Some(&call.span.span_id)
+    );
+    let served = spans
+        .iter()
+        .find(|r| r.service == "marketplace" && r.span.kind == SpanKind::Server as i32)
+        .expect("the marketplace's span");
+    assert_eq!(
+        parent_of(served).map(|p| &p.span.span_id),
+        Some(&client.span.span_id)
+    );
+}

@@ -22,14 +22,15 @@ use tokio::{
 
 use crate::helpers::{Browser, PASSWORD, SHORT, api_my_stars, api_reader, within};
 
-/// Another origin: serves fixed pages (path → HTML) on a free loopback port until dropped.
-struct OtherSite {
-    base: String,
+/// Another origin: serves fixed pages (path → HTML, whatever the query) on a free loopback port
+/// until dropped.
+pub struct OtherSite {
+    pub base: String,
     server: JoinHandle<()>,
 }
 
 impl OtherSite {
-    async fn start(pages: Vec<(&'static str, String)>) -> OtherSite {
+    pub async fn start(pages: Vec<(&'static str, String)>) -> OtherSite {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port for the other site");
@@ -50,7 +51,8 @@ impl OtherSite {
                         }
                     }
                     let head = String::from_utf8_lossy(&head);
-                    let path = head.split_whitespace().nth(1).unwrap_or("/");
+                    let target = head.split_whitespace().nth(1).unwrap_or("/");
+                    let path = target.split('?').next().unwrap_or(target);
                     let (status, body) = match pages.iter().find(|(p, _)| *p == path) {
                         Some((_, html)) => ("200 OK", html.as_str()),
                         None => ("404 Not Found", "not here"),
