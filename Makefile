@@ -93,10 +93,16 @@ SCREENSHOTS_SHOWN := home-desktop home-phone book-phone
 
 .PHONY: browser-deps
 browser-deps:
-	@[ -f tests/browser/node_modules/axe-core/axe.min.js ] || npm ci --prefix tests/browser --no-audit --no-fund
+	@[ -f tests/browser/node_modules/axe-core/axe.min.js ] && [ -d tests/browser/node_modules/@connectrpc/connect-web ] \
+	  || npm ci --prefix tests/browser --no-audit --no-fund
+
+# The gRPC-Web client generated from protos/ (tests/browser/gen/), as the Node and browser tests use it.
+.PHONY: grpc-web-client
+grpc-web-client: browser-deps ## Generate the TypeScript/JavaScript gRPC-Web client from protos/ into tests/browser/gen/
+	npm run --prefix tests/browser build
 
 .PHONY: browser-test
-browser-test: browser-deps ## The pages in headless Chromium: flows with and without JavaScript, axe-core, screenshots
+browser-test: browser-deps ## The pages in headless Chromium: flows with and without JavaScript, gRPC-Web, axe-core, screenshots
 	$(CARGO) build --bins
 	BOOKSTORE_REQUIRE_BROWSER=1 $(CARGO) test -p tests --test browser -- --nocapture
 
