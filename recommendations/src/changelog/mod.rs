@@ -23,12 +23,12 @@
 
 mod cursor;
 mod follower;
-mod listen;
+mod listener;
 mod metrics;
 mod snapshot;
 
 pub use self::{
     follower::{Follower, IndexState, Settings},
-    listen::listen,
+    listener::listen,
     snapshot::rebuild_digest,
 };
