@@ -32,6 +32,8 @@ struct Int {
     /// Whether the service refuses values below the stated minimum too (not where 0 means
     /// the default page size on the wire).
     service_min: bool,
+    /// The size the service gives when none is named.
+    default: Option<usize>,
 }
 
 fn body(schema: &str, property: &str) -> String {
@@ -180,6 +182,7 @@ fn ints(doc: &Value) -> Vec<Int> {
         gateway,
         service,
         service_min,
+        default: None,
     };
     let mut out = vec![int(
         body("RateBook", "stars"),
@@ -195,20 +198,31 @@ fn ints(doc: &Value) -> Vec<Int> {
         |n| contract::page_size(Some(n as i32), contract::RECS_SIZE_MAX).is_ok(),
         |n| paging::RECOMMENDATIONS.on_the_wire(n as i32).is_ok(),
     ];
-    for (path, [gateway, service]) in [
-        ("/api/v1/books", listing),
-        ("/api/v1/books/search", listing),
-        ("/api/v1/me/ratings", listing),
-        ("/api/v1/recommendations/popular", listing),
-        ("/api/v1/books/{id}/similar", recommendations),
-        ("/api/v1/me/recommendations", recommendations),
+    for (path, [gateway, service], sizes) in [
+        ("/api/v1/books", listing, paging::LISTING),
+        ("/api/v1/books/search", listing, paging::LISTING),
+        ("/api/v1/me/ratings", listing, paging::LISTING),
+        ("/api/v1/recommendations/popular", listing, paging::LISTING),
+        (
+            "/api/v1/books/{id}/similar",
+            recommendations,
+            paging::RECOMMENDATIONS,
+        ),
+        (
+            "/api/v1/me/recommendations",
+            recommendations,
+            paging::RECOMMENDATIONS,
+        ),
     ] {
-        out.push(int(
-            param(doc, path, "get", "page_size"),
-            gateway,
-            service,
-            false,
-        ));
+        out.push(Int {
+            default: Some(sizes.default),
+            ..int(
+                param(doc, path, "get", "page_size"),
+                gateway,
+                service,
+                false,
+            )
+        });
     }
     let book: [IntCheck; 2] = [
         |n| contract::book_id("id", n).is_ok(),
@@ -225,6 +239,22 @@ fn ints(doc: &Value) -> Vec<Int> {
         out.push(int(param(doc, path, method, name), gateway, service, true));
     }
     out
+}
+
+/// The bounds a description states in prose (`1..=64 characters`) and the default it names
+/// (`(default 20)`), on a property or on a parameter (not on its schema).
+fn prose(doc: &Value, at: &str) -> (Option<(usize, usize)>, Option<usize>) {
+    let described = doc.pointer(at.trim_end_matches("/schema")).unwrap();
+    let d = described["description"].as_str().unwrap_or_default();
+    let number = |s: &str| {
+        let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let bounds = d
+        .split_once("..=")
+        .and_then(|(a, b)| Some((number(a)?, number(b)?)));
+    let default = d.split_once("(default ").and_then(|(_, n)| number(n));
+    (bounds, default)
 }
 
 fn document() -> Value {
@@ -299,6 +329,16 @@ fn the_documents_string_bounds_are_the_bounds_the_gateway_and_services_enforce()
                 );
             }
         }
+        if let (Some((low, high)), _) = prose(&doc, &t.at) {
+            assert_eq!(Some(high), max, "{}: the description's bound", t.at);
+            let (v, below) = ((t.sample)(low), (t.sample)(low - 1));
+            assert!(
+                (t.gateway)(&v) && service(&v),
+                "{} at the described minimum",
+                t.at
+            );
+            assert!(!(t.gateway)(&below), "{} below the described minimum", t.at);
+        }
         if let Some(max) = max {
             let v = (t.sample)(max);
             assert!((t.gateway)(&v) && service(&v), "{} at maxLength", t.at);
@@ -326,6 +366,17 @@ fn the_documents_integer_ranges_are_the_ranges_the_gateway_and_services_enforce(
             "{} below minimum: service",
             i.at
         );
+        let (described, default) = prose(&doc, &i.at);
+        if let Some((low, high)) = described {
+            assert_eq!(low as i64, min, "{}: the description's minimum", i.at);
+            assert_eq!(
+                s["maximum"].as_i64(),
+                Some(high as i64),
+                "{}: its maximum",
+                i.at
+            );
+        }
+        assert_eq!(default, i.default, "{}: the described default", i.at);
         if let Some(max) = s["maximum"].as_i64() {
             assert!((i.gateway)(max) && (i.service)(max), "{} at maximum", i.at);
             assert!(!(i.gateway)(max + 1), "{} above maximum: gateway", i.at);
