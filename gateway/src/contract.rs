@@ -1,57 +1,29 @@
-//! The API's input constraints, stated once: the gateway checks every request against them
-//! before any upstream call, and the OpenAPI document states exactly them (lengths, ranges,
-//! patterns, required fields, no unknown fields), so a request the document calls valid is never
-//! refused as malformed, and one it calls invalid never gets through.
+//! The API's input constraints: the rules of the `rules` crate (which the services enforce too),
+//! checked here before any upstream call with the API's own messages, and placed where the OpenAPI
+//! document states them (lengths, ranges, patterns, required fields, no unknown fields), so a
+//! request the document calls valid is never refused as malformed, and one it calls invalid never
+//! gets through.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
+use rules::{account, books, paging};
 
 use crate::error::ApiError;
 
-/// An email address: printable ASCII, `local@domain.tld`, a local part of at most 64 characters.
-/// (The users service also takes non-ASCII addresses from the sign-up form; the API does not.)
-pub const EMAIL_PATTERN: &str = r"^[!-?A-~]{1,64}@[!-\-/-?A-~]+(\.[!-\-/-?A-~]+)+$";
-pub const EMAIL_MAX: usize = 254;
-/// A display name: no control characters, and at least one character that is not white space.
-pub const DISPLAY_NAME_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$";
-pub const DISPLAY_NAME_MAX: usize = 64;
-pub const PASSWORD_MIN: usize = 8;
-pub const PASSWORD_MAX: usize = 128;
-/// A user id: a hyphenated UUID.
-pub const USER_ID_PATTERN: &str =
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-/// A page token as the services issue them (base64url), or empty for the first page.
-pub const PAGE_TOKEN_PATTERN: &str = r"^[A-Za-z0-9_-]*$";
-pub const PAGE_TOKEN_MAX: usize = 64;
-pub const QUERY_MIN: usize = 1;
-pub const QUERY_MAX: usize = 200;
+pub use rules::account::{
+    DISPLAY_NAME_MAX, DISPLAY_NAME_PATTERN, EMAIL_MAX, EMAIL_PATTERN, PASSWORD_MAX, PASSWORD_MIN,
+    USER_ID_PATTERN,
+};
+pub use rules::books::{QUERY_MAX, QUERY_MIN, STARS_MAX, STARS_MIN};
+pub use rules::paging::{PAGE_TOKEN_MAX, PAGE_TOKEN_PATTERN};
 /// Page sizes of listings and of recommendations.
-pub const PAGE_SIZE_MAX: i32 = 100;
-pub const RECS_SIZE_MAX: i32 = 50;
-pub const STARS_MIN: i32 = 1;
-pub const STARS_MAX: i32 = 5;
-
-fn regex(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("the contract's patterns compile")
-}
-
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| regex(EMAIL_PATTERN));
-static DISPLAY_NAME: LazyLock<Regex> = LazyLock::new(|| regex(DISPLAY_NAME_PATTERN));
-static USER_ID: LazyLock<Regex> = LazyLock::new(|| regex(USER_ID_PATTERN));
-static PAGE_TOKEN: LazyLock<Regex> = LazyLock::new(|| regex(PAGE_TOKEN_PATTERN));
-
-/// Lengths are counted in Unicode scalar values, as JSON Schema counts them.
-fn length(s: &str) -> usize {
-    s.chars().count()
-}
+pub const PAGE_SIZE_MAX: i32 = paging::LISTING.max as i32;
+pub const RECS_SIZE_MAX: i32 = paging::RECOMMENDATIONS.max as i32;
 
 fn bad(detail: String) -> ApiError {
     ApiError::bad_request(detail)
 }
 
 pub fn email(field: &str, value: &str) -> Result<(), ApiError> {
-    if length(value) > EMAIL_MAX || !EMAIL.is_match(value) {
+    if !account::is_api_email(value) {
         return Err(bad(format!(
             "{field} must be an address like name@example.com (printable ASCII, at most {EMAIL_MAX} characters)"
         )));
@@ -60,7 +32,7 @@ pub fn email(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 pub fn display_name(value: &str) -> Result<(), ApiError> {
-    if length(value) > DISPLAY_NAME_MAX || !DISPLAY_NAME.is_match(value) {
+    if !account::is_api_display_name(value) {
         return Err(bad(format!(
             "display_name must be 1 to {DISPLAY_NAME_MAX} characters, not all white space, without control characters"
         )));
@@ -69,8 +41,7 @@ pub fn display_name(value: &str) -> Result<(), ApiError> {
 }
 
 pub fn password(field: &str, value: &str, min: usize) -> Result<(), ApiError> {
-    let n = length(value);
-    if n < min || n > PASSWORD_MAX {
+    if !account::password_fits(value, min) {
         return Err(bad(format!(
             "{field} must be {min} to {PASSWORD_MAX} characters"
         )));
@@ -115,7 +86,7 @@ pub fn update_user(
 }
 
 pub fn user_id(value: &str) -> Result<(), ApiError> {
-    if !USER_ID.is_match(value) {
+    if !account::is_user_id(value) {
         return Err(bad(format!(
             "id must be a user id (a UUID such as 0b0e5b4e-9a3c-4d55-8c1e-2f1e0c9d7a61), got {value:?}"
         )));
@@ -124,12 +95,7 @@ pub fn user_id(value: &str) -> Result<(), ApiError> {
 }
 
 pub fn book_id(field: &str, value: i64) -> Result<(), ApiError> {
-    if value < 1 {
-        return Err(bad(format!(
-            "{field} must be a positive book id, got {value}"
-        )));
-    }
-    Ok(())
+    books::book_id(field, value).map(drop).map_err(|e| bad(e.0))
 }
 
 /// A page size given by the caller, `1..=max`; absent means the service's default (sent as 0).
@@ -145,7 +111,7 @@ pub fn page_size(value: Option<i32>, max: i32) -> Result<i32, ApiError> {
 
 pub fn page_token(value: Option<String>) -> Result<String, ApiError> {
     let value = value.unwrap_or_default();
-    if length(&value) > PAGE_TOKEN_MAX || !PAGE_TOKEN.is_match(&value) {
+    if !paging::is_page_token(&value) {
         return Err(bad(
             "page_token must be a next_page_token from the previous page".to_owned(),
         ));
@@ -154,8 +120,7 @@ pub fn page_token(value: Option<String>) -> Result<String, ApiError> {
 }
 
 pub fn query(value: &str) -> Result<(), ApiError> {
-    let n = length(value);
-    if !(QUERY_MIN..=QUERY_MAX).contains(&n) {
+    if !books::query_fits(value) {
         return Err(bad(format!(
             "q must be {QUERY_MIN} to {QUERY_MAX} characters"
         )));
@@ -164,12 +129,9 @@ pub fn query(value: &str) -> Result<(), ApiError> {
 }
 
 pub fn stars(value: i32) -> Result<(), ApiError> {
-    if !(STARS_MIN..=STARS_MAX).contains(&value) {
-        return Err(bad(format!(
-            "stars must be between {STARS_MIN} and {STARS_MAX}, got {value}"
-        )));
-    }
-    Ok(())
+    rules::Stars::try_from(value)
+        .map(drop)
+        .map_err(|e| bad(e.0))
 }
 
 /// A body or query type whose fields carry constraints beyond their JSON types.
@@ -284,9 +246,10 @@ pub fn parameter_range(name: &str, path: &str) -> Option<Range> {
             min: 1,
             max: Some(PAGE_SIZE_MAX.into()),
         }),
-        "id" | "book_id" if !path.starts_with("/api/v1/users/") => {
-            Some(Range { min: 1, max: None })
-        }
+        "id" | "book_id" if !path.starts_with("/api/v1/users/") => Some(Range {
+            min: books::BOOK_ID_MIN,
+            max: None,
+        }),
         _ => None,
     }
 }

@@ -4,18 +4,13 @@ use std::sync::{Arc, OnceLock};
 
 use platform::page_token::{PageTokens, page_size};
 use protos::marketplace::v1::{self as pb, marketplace_service_server::MarketplaceService};
+use rules::{
+    books::{BATCH_MAX, QUERY_MAX, book_id},
+    paging::LISTING,
+};
 use tonic::{Request, Response, Status};
 
 use crate::catalog::{Book, Catalog};
-
-/// Largest page a list or search returns.
-pub const MAX_PAGE_SIZE: usize = 100;
-/// Page size when the request leaves it at 0.
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-/// Most ids one BatchGetBooks may name.
-pub const MAX_BATCH: usize = 100;
-/// Longest search query, in characters.
-pub const MAX_QUERY_LEN: usize = 200;
 
 /// The service; answers UNAVAILABLE until the catalog has loaded.
 #[derive(Clone)]
@@ -43,7 +38,7 @@ impl Marketplace {
         token: &str,
         view: i32,
     ) -> Result<(Vec<pb::Book>, String), Status> {
-        let size = page_size(size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let size = page_size(size, LISTING)?;
         let start = self.tokens.start(scope, token)? as usize;
         let end = (start + size).min(all.len());
         let books = all.get(start..end).unwrap_or_default();
@@ -64,13 +59,7 @@ impl Marketplace {
 }
 
 fn check_id(id: i64, field: &str) -> Result<i64, Status> {
-    if id > 0 {
-        Ok(id)
-    } else {
-        Err(Status::invalid_argument(format!(
-            "{field} must be a positive book id, got {id}"
-        )))
-    }
+    book_id(field, id).map_err(|e| Status::invalid_argument(e.0))
 }
 
 fn not_found(id: i64) -> Status {
@@ -105,9 +94,9 @@ impl MarketplaceService for Marketplace {
         request: Request<pb::SearchBooksRequest>,
     ) -> Result<Response<pb::SearchBooksResponse>, Status> {
         let req = request.into_inner();
-        if req.query.chars().count() > MAX_QUERY_LEN {
+        if rules::length(&req.query) > QUERY_MAX {
             return Err(Status::invalid_argument(format!(
-                "query must be at most {MAX_QUERY_LEN} characters"
+                "query must be at most {QUERY_MAX} characters"
             )));
         }
         let normalized = ::catalog::search::normalize(&req.query);
@@ -146,9 +135,9 @@ impl MarketplaceService for Marketplace {
         request: Request<pb::BatchGetBooksRequest>,
     ) -> Result<Response<pb::BatchGetBooksResponse>, Status> {
         let ids = &request.get_ref().ids;
-        if ids.is_empty() || ids.len() > MAX_BATCH {
+        if ids.is_empty() || ids.len() > BATCH_MAX {
             return Err(Status::invalid_argument(format!(
-                "ids must name 1 to {MAX_BATCH} books, got {}",
+                "ids must name 1 to {BATCH_MAX} books, got {}",
                 ids.len()
             )));
         }

@@ -126,15 +126,12 @@ fn now_secs() -> u64 {
     (crate::now_unix_ms() / 1000) as u64
 }
 
-/// Checks a `page_size` field: 0 means `default`, otherwise 1..=`max`.
-pub fn page_size(value: i32, default: usize, max: usize) -> Result<usize, tonic::Status> {
-    match value {
-        0 => Ok(default),
-        n if n > 0 && n as usize <= max => Ok(n as usize),
-        n => Err(tonic::Status::invalid_argument(format!(
-            "page_size must be between 1 and {max} (or 0 for the default {default}), got {n}"
-        ))),
-    }
+/// Checks a `page_size` field against its listing's sizes (`rules::paging`): 0 means the
+/// default.
+pub fn page_size(value: i32, sizes: rules::PageSizes) -> Result<usize, tonic::Status> {
+    sizes
+        .on_the_wire(value)
+        .map_err(|e| tonic::Status::invalid_argument(e.0))
 }
 
 #[cfg(test)]
@@ -146,6 +143,12 @@ mod tests {
         let t = PageTokens::new(b"k");
         let tok = t.encode_at("list", 40, 100);
         assert_eq!(t.decode_at("list", &tok, 101), Ok(40));
+    }
+
+    #[test]
+    fn an_issued_token_has_the_form_the_api_states_for_page_tokens() {
+        let tok = PageTokens::new(b"k").encode_at("search:dune", u64::MAX, u64::MAX);
+        assert!(rules::paging::is_page_token(&tok), "{tok}");
     }
 
     #[test]
@@ -194,14 +197,18 @@ mod tests {
 
     #[test]
     fn page_size_zero_means_the_default_and_out_of_range_is_invalid() {
-        assert_eq!(page_size(0, 20, 100).unwrap(), 20);
-        assert_eq!(page_size(100, 20, 100).unwrap(), 100);
+        let sizes = rules::PageSizes {
+            default: 20,
+            max: 100,
+        };
+        assert_eq!(page_size(0, sizes).unwrap(), 20);
+        assert_eq!(page_size(100, sizes).unwrap(), 100);
         assert_eq!(
-            page_size(101, 20, 100).unwrap_err().code(),
+            page_size(101, sizes).unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
         assert!(
-            page_size(-1, 20, 100)
+            page_size(-1, sizes)
                 .unwrap_err()
                 .message()
                 .contains("page_size")

@@ -12,6 +12,10 @@ use prometheus::IntCounterVec;
 use protos::recommendations::v1::{
     self as pb, recommendations_service_server::RecommendationsService,
 };
+use rules::{
+    Stars,
+    paging::{LISTING, RECOMMENDATIONS},
+};
 use tokio::sync::watch;
 use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 use tonic::{Request, Response, Status};
@@ -22,15 +26,16 @@ use crate::{
     store::{Change, RatingRow, RatingStore, StoreError, Written},
 };
 
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-pub const MAX_PAGE_SIZE: usize = 100;
-pub const DEFAULT_RECS: usize = 10;
-pub const MAX_RECS: usize = 50;
 /// How long a deleted user's tokens are refused: longer than any token lives.
 pub const MAX_TOKEN_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 /// How long a write waits for its change to reach this replica's index, so that the caller's
 /// next read here sees it; the write is stored either way.
 pub const OWN_WRITE_WAIT: Duration = Duration::from_secs(1);
+
+/// A request that breaks an input rule.
+fn invalid(e: rules::RuleError) -> Status {
+    Status::invalid_argument(e.0)
+}
 
 /// The service; answers UNAVAILABLE until the catalog and the ratings are loaded.
 #[derive(Clone)]
@@ -100,11 +105,7 @@ impl Recommendations {
 
     /// A positive id of a book in the catalog.
     fn known_book(&self, id: i64, field: &str) -> Result<i64, Status> {
-        if id <= 0 {
-            return Err(Status::invalid_argument(format!(
-                "{field} must be a positive book id, got {id}"
-            )));
-        }
+        rules::books::book_id(field, id).map_err(invalid)?;
         if !self.engine()?.catalog().contains(id) {
             return Err(Status::not_found(format!("book {id} not found")));
         }
@@ -201,16 +202,11 @@ impl RecommendationsService for Recommendations {
         let me = caller(&request)?;
         let req = request.into_inner();
         let book_id = self.known_book(req.book_id, "book_id")?;
-        if !(1..=5).contains(&req.stars) {
-            return Err(Status::invalid_argument(format!(
-                "stars must be between 1 and 5, got {}",
-                req.stars
-            )));
-        }
+        let stars = Stars::try_from(req.stars).map_err(invalid)?;
         let row = RatingRow {
             user_id: me.user_id,
             book_id,
-            stars: i64::from(req.stars),
+            stars: stars.into(),
             updated_at_ms: platform::now_unix_ms(),
         };
         // Stored with its change logged in one transaction: once committed, every replica's
@@ -252,7 +248,7 @@ impl RecommendationsService for Recommendations {
     ) -> Result<Response<pb::ListMyRatingsResponse>, Status> {
         let me = caller(&request)?;
         let req = request.into_inner();
-        let size = page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let size = page_size(req.page_size, LISTING)?;
         let scope = format!("ratings:{}", me.user_id);
         let start = self.tokens.start(&scope, &req.page_token)?;
         // One extra row tells whether another page follows.
@@ -278,7 +274,7 @@ impl RecommendationsService for Recommendations {
         request: Request<pb::ListPopularBooksRequest>,
     ) -> Result<Response<pb::ListPopularBooksResponse>, Status> {
         let req = request.into_inner();
-        let size = page_size(req.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let size = page_size(req.page_size, LISTING)?;
         let start = self.tokens.start("popular", &req.page_token)? as usize;
         let (recs, total) = self.engine()?.popular(start, size);
         let end = start + recs.len();
@@ -300,7 +296,7 @@ impl RecommendationsService for Recommendations {
     ) -> Result<Response<pb::ListSimilarBooksResponse>, Status> {
         let req = request.into_inner();
         let book_id = self.known_book(req.book_id, "book_id")?;
-        let size = page_size(req.page_size, DEFAULT_RECS, MAX_RECS)?;
+        let size = page_size(req.page_size, RECOMMENDATIONS)?;
         let recs = self.engine()?.similar(book_id, size);
         Ok(Response::new(pb::ListSimilarBooksResponse {
             recommendations: self.to_proto(recs),
@@ -313,7 +309,7 @@ impl RecommendationsService for Recommendations {
         request: Request<pb::ListRecommendationsForMeRequest>,
     ) -> Result<Response<pb::ListRecommendationsForMeResponse>, Status> {
         let me = caller(&request)?;
-        let size = page_size(request.get_ref().page_size, DEFAULT_RECS, MAX_RECS)?;
+        let size = page_size(request.get_ref().page_size, RECOMMENDATIONS)?;
         let recs = self.engine()?.for_user(&me.user_id, size);
         Ok(Response::new(pb::ListRecommendationsForMeResponse {
             recommendations: self.to_proto(recs),

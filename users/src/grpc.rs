@@ -6,10 +6,14 @@ use std::{sync::Arc, time::Duration};
 use platform::auth::{Revocations, TokenSigner, caller};
 use prometheus::IntCounterVec;
 use protos::users::v1::{self as pb, users_service_server::UsersService};
+use rules::{
+    DisplayName, Email, RuleError,
+    account::{check_new_password, is_user_id, password_too_long},
+};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    account::{self, Invalid},
+    account,
     store::{NewPassword, SessionRow, StoreError, UserRow, UserStore},
 };
 
@@ -79,10 +83,9 @@ impl Users {
     }
 }
 
-impl From<Invalid> for Status {
-    fn from(e: Invalid) -> Self {
-        Status::invalid_argument(e.0)
-    }
+/// A request that breaks an input rule.
+fn invalid(e: RuleError) -> Status {
+    Status::invalid_argument(e.0)
 }
 
 impl From<StoreError> for Status {
@@ -141,7 +144,7 @@ impl Users {
     /// Checks `current` against account `id`'s password; the hash it matched.
     async fn check_current_password(&self, id: &str, current: String) -> Result<String, Status> {
         let user = self.store.by_id(id).await?.ok_or_else(|| gone(id))?;
-        if current.chars().count() > account::MAX_PASSWORD_LEN {
+        if password_too_long(&current) {
             return Err(Status::permission_denied(WRONG_CURRENT_PASSWORD));
         }
         let hash: Arc<str> = user.password_hash.as_str().into();
@@ -162,7 +165,7 @@ fn owner<T>(req: &Request<T>, id: &str) -> Result<String, Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("id is required"));
     }
-    if uuid::Uuid::parse_str(id).is_err() {
+    if !is_user_id(id) {
         return Err(Status::invalid_argument(format!(
             "id must be a user id (a UUID), got {id:?}"
         )));
@@ -187,9 +190,11 @@ impl UsersService for Users {
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
         let req = request.into_inner();
-        let (email, email_lower) = account::check_email(&req.email)?;
-        let display_name = account::check_display_name(&req.display_name)?;
-        account::check_password(&req.password)?;
+        let (email, email_lower) = Email::parse(&req.email).map_err(invalid)?.into_parts();
+        let display_name = DisplayName::parse(&req.display_name)
+            .map_err(invalid)?
+            .into_string();
+        check_new_password(&req.password).map_err(invalid)?;
         if self.store.by_email(&email_lower).await?.is_some() {
             return Err(StoreError::EmailTaken.into());
         }
@@ -226,7 +231,7 @@ impl UsersService for Users {
         if req.password.is_empty() {
             return Err(Status::invalid_argument("password is required"));
         }
-        if req.password.chars().count() > account::MAX_PASSWORD_LEN {
+        if password_too_long(&req.password) {
             self.signins.with_label_values(&["failure"]).inc();
             return Err(Status::unauthenticated(BAD_CREDENTIALS));
         }
@@ -308,10 +313,12 @@ impl UsersService for Users {
         let display_name = req
             .display_name
             .as_deref()
-            .map(account::check_display_name)
-            .transpose()?;
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(invalid)?
+            .map(DisplayName::into_string);
         if let Some(p) = &req.password {
-            account::check_password(p)?;
+            check_new_password(p).map_err(invalid)?;
         }
         // The current password, whenever given, must be right: else nothing changes.
         let checked_hash = match req.current_password {

@@ -164,7 +164,7 @@ fn rating_forms(id: i64, forms: &FormGuard) -> Markup {
             (csrf_field(forms))
             fieldset.stars {
                 legend { "Your rating" }
-                @for n in 1..=5 {
+                @for n in rules::books::STARS_MIN..=rules::books::STARS_MAX {
                     label {
                         input type="radio" name="stars" value=(n) required;
                         " " (n) span aria-hidden="true" { " ★" }

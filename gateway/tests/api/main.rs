@@ -3,6 +3,7 @@
 mod connections;
 mod contract;
 mod degraded;
+mod document_rules;
 mod errors;
 mod fakes;
 mod feed;
