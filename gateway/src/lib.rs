@@ -9,6 +9,7 @@ pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod feeds;
+pub mod model;
 pub mod openapi;
 pub mod pages;
 pub mod rate_limit;

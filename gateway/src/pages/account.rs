@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{csrf::FormGuard, see_other, session};
-use crate::{AppState, api::Session, contract, error::ApiError, rate_limit::ClientIp};
+use crate::{AppState, contract, error::ApiError, model::Session, rate_limit::ClientIp};
 
 #[derive(Debug, Deserialize)]
 pub struct SignInForm {

@@ -8,7 +8,6 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
-use protos::marketplace::v1::BookView;
 use serde::Deserialize;
 use tonic::Code;
 
@@ -21,7 +20,11 @@ use super::{
     },
     see_other, session,
 };
-use crate::{AppState, api::Book, error::ApiError};
+use crate::{
+    AppState,
+    error::ApiError,
+    model::{Book, BookView},
+};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct BookQuery {

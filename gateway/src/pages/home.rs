@@ -10,7 +10,6 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
-use protos::marketplace::v1::BookView;
 use serde::Deserialize;
 use tonic::Code;
 
@@ -21,7 +20,11 @@ use super::{
     layout::{self, CardTitle, Shell, card, csrf_field, live_strip, picks, thousands},
     session, url_encode,
 };
-use crate::{AppState, api::BookPage, error::ApiError, upstream::recommendations::Pick};
+use crate::{
+    AppState,
+    error::ApiError,
+    model::{BookPage, BookView, Pick},
+};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct HomeQuery {

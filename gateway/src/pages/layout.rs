@@ -12,7 +12,10 @@ use super::{
     html_response,
     session::PageSession,
 };
-use crate::{api::Book, error::ApiError, upstream::recommendations::Pick};
+use crate::{
+    error::ApiError,
+    model::{Book, Pick},
+};
 
 /// What the shell of a page needs besides its content.
 pub struct Shell<'a> {

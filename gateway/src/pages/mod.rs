@@ -20,7 +20,7 @@ use axum::{
 use maud::Markup;
 
 pub use self::session::{PageSession, SessionUser};
-use crate::{AppState, error::ApiError, upstream::recommendations::Pick};
+use crate::{AppState, error::ApiError, model::Pick};
 
 /// Books in one page of the home grid.
 const GRID_PAGE: i32 = 24;
