@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use tonic::Code;
 
-use super::{csrf::FormGuard, see_other, session};
+use super::{forms::FormGuard, see_other, session};
 use crate::{AppState, contract, error::ApiError, model::Session, rate_limit::ClientIp};
 
 #[derive(Debug, Deserialize)]
@@ -193,7 +193,7 @@ mod tests {
             "signed-up",
             "signed-out",
         ] {
-            assert!(super::super::layout::notice_text(code).is_some(), "{code}");
+            assert!(super::super::notice::notice_text(code).is_some(), "{code}");
         }
     }
 }

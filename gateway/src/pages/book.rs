@@ -13,12 +13,11 @@ use tonic::Code;
 
 use super::{
     PANEL_SIZE,
-    csrf::FormGuard,
-    layout::{
-        self, CardTitle, Shell, authors, card, cover, csrf_field, error_page, live_strip, stars,
-        thousands,
-    },
+    cards::{CardTitle, card, cover, live_strip},
+    forms::{FormGuard, csrf_field},
+    layout::{self, Shell, error_page},
     see_other, session,
+    text::{authors, stars, thousands},
 };
 use crate::{
     AppState,

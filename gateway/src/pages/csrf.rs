@@ -15,19 +15,20 @@
 
 use axum::{
     body::Body,
-    extract::{FromRequestParts, Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::Response,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{layout, session};
+use super::{
+    forms::{FIELD, FormGuard},
+    layout, session,
+};
 use crate::{AppState, error::ApiError};
 
-/// The hidden field every state-changing form carries.
-pub const FIELD: &str = "csrf";
 const COOKIE: &str = "bookstore_csrf";
 const HOST_COOKIE: &str = "__Host-bookstore_csrf";
 /// Hex characters of a nonce (128 random bits).
@@ -65,26 +66,6 @@ impl CsrfKey {
         mac.update(b"bookstore csrf v1:");
         mac.update(nonce.as_bytes());
         mac.verify_slice(&bytes).is_ok()
-    }
-}
-
-/// What a page's forms need: the token for their hidden field, and whether cookies are set
-/// `Secure` (served over TLS).
-#[derive(Clone, Debug, Default)]
-pub struct FormGuard {
-    pub token: String,
-    pub secure: bool,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for FormGuard {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<FormGuard>()
-            .cloned()
-            .unwrap_or_default())
     }
 }
 

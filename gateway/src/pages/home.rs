@@ -15,10 +15,13 @@ use tonic::Code;
 
 use super::{
     GRID_PAGE, PANEL_SIZE,
-    csrf::FormGuard,
+    cards::{CardTitle, card, live_strip, picks},
+    forms::{FormGuard, csrf_field},
     html_response,
-    layout::{self, CardTitle, Shell, card, csrf_field, live_strip, picks, thousands},
-    session, url_encode,
+    layout::{self, Shell},
+    notice, session,
+    text::thousands,
+    url_encode,
 };
 use crate::{
     AppState,
@@ -105,7 +108,7 @@ pub async fn home(
     }
     // A form's outcome is shown beside the forms, where its redirect (`#account`) lands.
     let (account_notice, page_notice) = match q.notice.as_deref() {
-        Some(code) if sess.is_none() && layout::is_account_notice(code) => (Some(code), None),
+        Some(code) if sess.is_none() && notice::is_account_notice(code) => (Some(code), None),
         code => (None, code),
     };
     let content = html! {
@@ -203,7 +206,7 @@ fn grid_failed(e: &ApiError) -> Markup {
 fn account_forms(notice: Option<&str>, forms: &FormGuard) -> Markup {
     html! {
         section #account aria-labelledby="signin-title" {
-            (layout::notice(notice))
+            (notice::notice(notice))
             h2 #signin-title { "Sign in" }
             form.stack method="post" action="/signin" {
                 (csrf_field(forms))

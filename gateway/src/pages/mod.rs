@@ -6,10 +6,14 @@
 
 mod account;
 mod book;
+mod cards;
 pub mod csrf;
+mod forms;
 mod home;
 mod layout;
+mod notice;
 mod session;
+mod text;
 
 use axum::{
     Router,
@@ -139,7 +143,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     r
 }
 
-async fn not_found_page(forms: csrf::FormGuard, headers: HeaderMap, uri: Uri) -> Response {
+async fn not_found_page(forms: forms::FormGuard, headers: HeaderMap, uri: Uri) -> Response {
     if crate::api::is_api_path(uri.path()) {
         return crate::api::not_found().await.into_response();
     }
