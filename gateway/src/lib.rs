@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod client_addr;
 pub mod contract;
 pub mod error;
 pub mod extract;

@@ -24,34 +24,19 @@
 //! clients or accounts cannot buy an attacker a fresh budget unless each of them drains its own
 //! as far (then the table is full of live buckets, which is logged). The table is never wiped.
 //!
-//! **The client's address** is the connection's peer address, unless `TRUST_FORWARDED_FOR` says
-//! to take the last `X-Forwarded-For` entry (the one the proxy in front appended). What to set
-//! where the gateway runs:
-//! - Directly exposed, or behind a NodePort or LoadBalancer Service: no header. Give the Service
-//!   `externalTrafficPolicy: Local`, so kube-proxy hands the connection over with the client's own
-//!   source address; with the default (`Cluster`) it rewrites the source to a node's address
-//!   (SNAT) and every client shares one address budget.
-//! - Behind an ingress controller or L7 proxy that appends the address it received the request
-//!   from (ingress-nginx, Traefik, a cloud HTTP load balancer): `TRUST_FORWARDED_FOR=true`, and
-//!   the gateway reachable only through that proxy (a NetworkPolicy admitting only the
-//!   controller), or clients could write their own address. The controller's own Service needs
-//!   `externalTrafficPolicy: Local` for the address it appends to be the client's.
+//! The client's address is [`crate::client_addr`]'s.
 
 use std::{
     collections::{BTreeSet, HashMap},
     hash::{BuildHasher, Hasher, RandomState},
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::IpAddr,
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use axum::{
-    extract::{ConnectInfo, FromRequestParts},
-    http::{HeaderMap, request::Parts},
-};
 use tonic::Code;
 
-use crate::{AppState, error::ApiError};
+use crate::error::ApiError;
 
 /// Client addresses tracked at once: about 100 bytes each with the tables' overhead (3.1 MiB
 /// in all). Only buckets still refilling count (full ones are dropped), and a drained one is the
@@ -365,41 +350,10 @@ impl Drop for Attempt {
     }
 }
 
-/// The last address of `X-Forwarded-For`: the one the proxy in front of us appended (earlier
-/// ones are whatever the client claimed).
-pub fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .next_back()
-}
-
-/// The client's address (see the module header); unspecified when served without connection
-/// info (in-process tests).
-pub struct ClientIp(pub IpAddr);
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        if s.trust_forwarded_for
-            && let Some(ip) = forwarded_for(&parts.headers)
-        {
-            return Ok(Self(ip));
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        Ok(Self(peer))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -544,15 +498,5 @@ mod tests {
             drop(l.attempt_at(ip, Some("z@x.org"), later).unwrap());
         }
         assert_eq!(l.tracked(), (25, 0), "only the 25 new clients are held");
-    }
-
-    #[test]
-    fn the_proxys_address_is_the_last_forwarded_one() {
-        let mut h = HeaderMap::new();
-        h.append("x-forwarded-for", "1.2.3.4, 10.0.0.1".parse().unwrap());
-        assert_eq!(forwarded_for(&h), Some(A));
-        h.append("x-forwarded-for", "garbage, 10.0.0.2".parse().unwrap());
-        assert_eq!(forwarded_for(&h), Some(B));
-        assert_eq!(forwarded_for(&HeaderMap::new()), None);
     }
 }

@@ -19,9 +19,8 @@ use crate::{
     api::books::PageQuery,
     contract::{self, Validate},
     error::{ApiError, Problem},
-    extract::{ApiAuth, ApiJson, ApiPath, ApiQuery, integer},
+    extract::{ApiAuth, ApiJson, ApiPath, ApiQuery, ClientIp, integer},
     model,
-    rate_limit::ClientIp,
     upstream::Deadline,
 };
 

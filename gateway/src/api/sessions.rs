@@ -14,9 +14,8 @@ use crate::{
     api::users::User,
     contract::{self, Validate},
     error::{ApiError, Problem},
-    extract::{ApiAuth, ApiJson},
+    extract::{ApiAuth, ApiJson, ClientIp},
     model,
-    rate_limit::ClientIp,
 };
 
 /// Sign-in.

@@ -15,9 +15,8 @@ use crate::{
     AppState,
     contract::{self, Validate},
     error::{ApiError, Problem},
-    extract::{ApiAuth, ApiJson, ApiPath, present},
+    extract::{ApiAuth, ApiJson, ApiPath, ClientIp, present},
     model,
-    rate_limit::ClientIp,
 };
 
 /// An account (never with its password).

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{forms::FormGuard, see_other, session};
-use crate::{AppState, contract, error::ApiError, model::Session, rate_limit::ClientIp};
+use crate::{AppState, contract, error::ApiError, extract::ClientIp, model::Session};
 
 #[derive(Debug, Deserialize)]
 pub struct SignInForm {
