@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use crate::{AppState, client_addr, contract::Validate, error::ApiError, upstream::Bearer};
+use crate::{client_addr, contract::Validate, error::ApiError, state::AppState, upstream::Bearer};
 
 /// JSON body extractor whose rejections are problem documents. The body must be sent as
 /// `application/json` (or a `+json` type): anything else, a form's type included, is a 415

@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    AppState,
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiPath, ApiQuery},
     model::{self, BookView},
+    state::AppState,
 };
 
 /// A book of the catalog.

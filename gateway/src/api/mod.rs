@@ -3,7 +3,6 @@
 //! ([`crate::openapi`]) is generated from these handlers and types.
 
 pub mod books;
-pub mod headers;
 pub mod ratings;
 pub mod recommendations;
 pub mod sessions;
@@ -18,12 +17,7 @@ pub use self::{
     sessions::Session,
     users::User,
 };
-use crate::{AppState, error::ApiError};
-
-/// Whether `path` belongs to the API (answered with problem documents, never pages).
-pub fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
-}
+use crate::{error::ApiError, state::AppState};
 
 /// 404 for an unknown path under `/api/`.
 pub async fn not_found() -> ApiError {
@@ -33,7 +27,6 @@ pub async fn not_found() -> ApiError {
 /// The `/api/v1` routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .merge(crate::openapi::router())
         .merge(books::router())
         .merge(recommendations::router())
         .merge(users::router())

@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    AppState,
     api::books::PageQuery,
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiAuth, ApiJson, ApiPath, ApiQuery, ClientIp, integer},
     model,
+    state::AppState,
     upstream::Deadline,
 };
 

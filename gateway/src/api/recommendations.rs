@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    AppState,
     api::books::{Book, PageQuery},
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiAuth, ApiPath, ApiQuery},
     model::{self, BookView},
+    state::AppState,
 };
 
 /// A recommended book.

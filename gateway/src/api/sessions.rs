@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    AppState,
     api::users::User,
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiAuth, ApiJson, ClientIp},
     model,
+    state::AppState,
 };
 
 /// Sign-in.

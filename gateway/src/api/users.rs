@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    AppState,
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiAuth, ApiJson, ApiPath, ClientIp, present},
     model,
+    state::AppState,
 };
 
 /// An account (never with its password).

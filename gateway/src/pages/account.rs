@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{forms::FormGuard, see_other, session};
-use crate::{AppState, contract, error::ApiError, extract::ClientIp, model::Session};
+use crate::{contract, error::ApiError, extract::ClientIp, model::Session, state::AppState};
 
 #[derive(Debug, Deserialize)]
 pub struct SignInForm {

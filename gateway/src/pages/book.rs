@@ -20,9 +20,9 @@ use super::{
     text::{authors, stars, thousands},
 };
 use crate::{
-    AppState,
     error::ApiError,
     model::{Book, BookView},
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize, Default)]

@@ -24,9 +24,9 @@ use super::{
     url_encode,
 };
 use crate::{
-    AppState,
     error::ApiError,
     model::{BookPage, BookView, Pick},
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize, Default)]

@@ -12,6 +12,8 @@ use std::{
 
 use axum::http::{HeaderValue, header};
 
+use crate::error::is_api_path;
+
 /// What a path's answers get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -28,7 +30,7 @@ const PERSONAL: [&str; 3] = ["/api/v1/users", "/api/v1/sessions", "/api/v1/me"];
 
 impl Kind {
     fn of(path: &str) -> Self {
-        if !super::is_api_path(path) {
+        if !is_api_path(path) {
             return Self::Other;
         }
         let personal = PERSONAL.iter().any(|prefix| {
