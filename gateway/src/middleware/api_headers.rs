@@ -2,7 +2,7 @@
 //! included, which is why it is a layer of the whole stack, not of the API's router):
 //! `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` on the routes that answer
 //! with personal data (accounts, sessions and their tokens, the caller's own ratings and picks).
-//! The catalogue stays cacheable as before.
+//! The catalogue stays cacheable.
 
 use std::{
     future::Future,
