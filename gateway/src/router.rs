@@ -1,8 +1,6 @@
 //! The public router: every route, API and pages, behind the middleware stack, written
 //! outermost-first with a comment per layer.
 
-use std::time::Duration;
-
 use axum::{
     Router,
     extract::DefaultBodyLimit,
@@ -21,7 +19,7 @@ use crate::{
     api,
     config::Config,
     error::{self, ApiError},
-    middleware::{AccessLogLayer, ApiHeadersLayer, RequestIds, http_span},
+    middleware::{AccessLogLayer, ApiHeadersLayer, RequestIds, http_span, record_status},
     openapi, pages, serve, shed,
     state::AppState,
 };
@@ -48,19 +46,6 @@ pub fn with_middleware(
     config: &Config,
 ) -> Router {
     let http_metrics = HttpMetrics::new(metrics);
-    let shed = metrics
-        .counter_vec(
-            "http_requests_shed_total",
-            "HTTP requests refused with 503 because the gateway was at its concurrency limit.",
-            &[],
-        )
-        .with_label_values(&[] as &[&str]);
-    metrics
-        .gauge(
-            "http_concurrency_limit",
-            "Requests the gateway handles at once before shedding (saturation = in_flight / limit).",
-        )
-        .set(config.serve.concurrency_limit as i64);
     let stack = ServiceBuilder::new()
         // Outermost: every request gets an id, echoed back in the response.
         .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
@@ -74,14 +59,7 @@ pub fn with_middleware(
             TraceLayer::new_for_http()
                 .make_span_with(http_span)
                 .on_failure(())
-                .on_response(
-                    |res: &http::Response<_>, _: Duration, span: &tracing::Span| {
-                        span.record("http.response.status_code", res.status().as_u16());
-                        if res.status().is_server_error() {
-                            span.record("otel.status_code", "ERROR");
-                        }
-                    },
-                ),
+                .on_response(record_status),
         )
         // The access log, inside the span (its lines carry the trace id).
         .layer(AccessLogLayer)
@@ -95,7 +73,7 @@ pub fn with_middleware(
             config.body_limit_bytes,
         ))
         // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.
-        .layer(shed::ShedLayer::new(config.serve.concurrency_limit, shed))
+        .layer(shed_layer(metrics, config.serve.concurrency_limit))
         // Innermost: the body limit the extractors read.
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
     routes
@@ -107,6 +85,24 @@ pub fn with_middleware(
         ))
         .layer(stack)
         .with_state(state)
+}
+
+/// The shed layer at `limit` requests at once, with its metrics.
+fn shed_layer(metrics: &Metrics, limit: usize) -> shed::ShedLayer {
+    let shed = metrics
+        .counter_vec(
+            "http_requests_shed_total",
+            "HTTP requests refused with 503 because the gateway was at its concurrency limit.",
+            &[],
+        )
+        .with_label_values(&[] as &[&str]);
+    metrics
+        .gauge(
+            "http_concurrency_limit",
+            "Requests the gateway handles at once before shedding (saturation = in_flight / limit).",
+        )
+        .set(limit as i64);
+    shed::ShedLayer::new(limit, shed)
 }
 
 /// 405 for a route that exists with other methods (the router adds `Allow`).

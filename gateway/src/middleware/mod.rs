@@ -10,5 +10,5 @@ pub use self::{
     access_log::AccessLogLayer,
     api_headers::{ApiHeaders, ApiHeadersFuture, ApiHeadersLayer},
     request_id::RequestIds,
-    trace::http_span,
+    trace::{http_span, record_status},
 };

@@ -1,4 +1,6 @@
-//! The span of an HTTP request, named by its route template.
+//! The span of an HTTP request, named by its route template, with its status.
+
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
 
@@ -22,4 +24,12 @@ pub fn http_span(req: &Request) -> tracing::Span {
     // A browser's or curl's `traceparent` is continued; otherwise this starts a new trace.
     platform::telemetry::continue_trace(&span, req.headers());
     span
+}
+
+/// Records the answer's status on the span; a 5xx marks it failed.
+pub fn record_status<B>(res: &http::Response<B>, _: Duration, span: &tracing::Span) {
+    span.record("http.response.status_code", res.status().as_u16());
+    if res.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
 }
