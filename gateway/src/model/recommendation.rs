@@ -1,7 +1,7 @@
 //! Recommendations: joined with their full books (the API), or naming their books
 //! themselves (a list of picks on a page).
 
-use super::Book;
+use super::book::Book;
 
 /// Why a book was recommended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use tonic::Code;
 
-use super::{forms::FormGuard, see_other, session};
+use super::{forms::FormGuard, respond::see_other, session};
 use crate::{contract, error::ApiError, extract::ClientIp, model::Session, state::AppState};
 
 #[derive(Debug, Deserialize)]

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    PANEL_SIZE,
-    cards::{CardTitle, card, cover, live_strip},
+    cards::{CardTitle, PANEL_SIZE, card, cover, live_strip},
     forms::{FormGuard, csrf_field},
     layout::{self, Shell, error_page},
-    see_other, session,
+    respond::see_other,
+    session,
     text::{authors, stars, thousands},
 };
 use crate::{

@@ -6,6 +6,9 @@ use maud::{Markup, html};
 use super::text::{Authors, Text, authors, stars, thousands};
 use crate::model::{Book, Pick};
 
+/// Books in a side panel or an "also liked" grid.
+pub const PANEL_SIZE: i32 = 8;
+
 /// The title without its series, e.g. "The Hunger Games" of "The Hunger Games (The Hunger
 /// Games, #1)".
 fn short_title(title: &str) -> &str {

@@ -14,20 +14,22 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    GRID_PAGE, PANEL_SIZE,
-    cards::{CardTitle, card, live_strip, picks},
+    cards::{CardTitle, PANEL_SIZE, card, live_strip, picks},
     forms::{FormGuard, csrf_field},
-    html_response,
     layout::{self, Shell},
-    notice, session,
+    notice,
+    respond::html_response,
+    session,
     text::thousands,
-    url_encode,
 };
 use crate::{
     error::ApiError,
     model::{BookPage, BookView, Pick},
     state::AppState,
 };
+
+/// Books in one page of the home grid.
+const GRID_PAGE: i32 = 24;
 
 #[derive(Debug, Deserialize, Default)]
 pub struct HomeQuery {
@@ -228,5 +230,30 @@ fn account_forms(notice: Option<&str>, forms: &FormGuard) -> Markup {
                 button type="submit" { "Create account" }
             }
         }
+    }
+}
+
+/// Percent-encodes a query-string value.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(url_encode("Az09-_.~"), "Az09-_.~");
     }
 }

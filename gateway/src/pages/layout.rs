@@ -6,8 +6,8 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::{
     forms::{FormGuard, csrf_field},
-    html_response,
     notice::notice,
+    respond::html_response,
     session::PageSession,
 };
 use crate::error::ApiError;

@@ -12,7 +12,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::Rate;
+/// A token bucket's refill rate and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Attempts given back per minute.
+    pub per_minute: u32,
+    /// Attempts that can be made at once.
+    pub burst: u32,
+}
 
 struct Slot {
     tokens: f64,

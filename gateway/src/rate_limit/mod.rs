@@ -32,6 +32,7 @@ use std::{
 use tonic::Code;
 
 use self::buckets::Buckets;
+pub use self::buckets::Rate;
 use crate::{client_addr::client_key, error::ApiError};
 
 /// Client addresses tracked at once: about 100 bytes each with the tables' overhead (3.1 MiB
@@ -40,15 +41,6 @@ use crate::{client_addr::client_key, error::ApiError};
 pub const MAX_CLIENTS: usize = 32_768;
 /// Accounts tracked at once (the same size each, 3.1 MiB in all).
 pub const MAX_ACCOUNTS: usize = 32_768;
-
-/// A token bucket's refill rate and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Attempts given back per minute.
-    pub per_minute: u32,
-    /// Attempts that can be made at once.
-    pub burst: u32,
-}
 
 /// Why an attempt was refused, and how long until the next one is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

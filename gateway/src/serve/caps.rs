@@ -15,7 +15,6 @@ use std::{
 
 use platform::metrics::Metrics;
 
-use super::ConnectionArgs;
 use crate::client_addr::client_key;
 
 /// What a connection refused at the caps is told before it is closed.
@@ -80,10 +79,11 @@ pub(super) struct Slot {
 }
 
 impl Clients {
-    pub(super) fn new(args: &ConnectionArgs, metrics: ConnMetrics) -> Arc<Self> {
+    /// At most `max_total` connections, `max_per_client` of them from one client.
+    pub(super) fn new(max_total: usize, max_per_client: usize, metrics: ConnMetrics) -> Arc<Self> {
         Arc::new(Self {
-            max_total: args.max_connections.max(1),
-            max_per_client: args.max_connections_per_client.max(1),
+            max_total: max_total.max(1),
+            max_per_client: max_per_client.max(1),
             open: Mutex::default(),
             metrics,
         })
@@ -132,22 +132,11 @@ mod tests {
 
     use super::*;
 
-    fn args(total: usize, per_client: usize) -> ConnectionArgs {
-        ConnectionArgs {
-            header_read_timeout_ms: 1_000,
-            body_read_timeout_ms: 1_000,
-            idle_timeout_ms: 1_000,
-            send_timeout_ms: 1_000,
-            max_connections: total,
-            max_connections_per_client: per_client,
-        }
-    }
-
     #[test]
     fn a_client_past_its_cap_is_refused_while_others_are_admitted_up_to_the_total() {
         let metrics = Metrics::new();
         let m = ConnMetrics::new(&metrics);
-        let clients = Clients::new(&args(3, 2), m.clone());
+        let clients = Clients::new(3, 2, m.clone());
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
         let c = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));

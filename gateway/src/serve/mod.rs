@@ -124,7 +124,11 @@ pub async fn serve(
         .keep_alive_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
     let conn_metrics = ConnMetrics::new(metrics);
-    let clients = Clients::new(args, conn_metrics.clone());
+    let clients = Clients::new(
+        args.max_connections,
+        args.max_connections_per_client,
+        conn_metrics.clone(),
+    );
     let limits = Limits {
         head: args.header_read_timeout(),
         idle: args.idle_timeout(),
