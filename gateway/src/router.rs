@@ -19,8 +19,10 @@ use crate::{
     api,
     config::Config,
     error::{self, ApiError},
-    middleware::{AccessLogLayer, ApiHeadersLayer, RequestIds, http_span, record_status},
-    openapi, pages, serve, shed,
+    middleware::{
+        AccessLogLayer, ApiHeadersLayer, ReadBodyLayer, RequestIds, http_span, record_status,
+    },
+    openapi, pages, shed,
     state::AppState,
 };
 
@@ -68,7 +70,7 @@ pub fn with_middleware(
         // A panic becomes a 500 problem document, not a dropped connection or plain text.
         .layer(CatchPanicLayer::custom(error::panic_response))
         // The body is read whole (BODY_READ_TIMEOUT_MS, else 408) before a permit is taken.
-        .layer(serve::ReadBodyLayer::new(
+        .layer(ReadBodyLayer::new(
             config.connections.body_read_timeout(),
             config.body_limit_bytes,
         ))

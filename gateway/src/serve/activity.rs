@@ -19,7 +19,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::body::BodyTurn;
+use crate::middleware::BodyTurn;
 
 /// What the idle timer of a connection needs to know.
 pub(super) struct Activity {

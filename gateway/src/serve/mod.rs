@@ -1,12 +1,11 @@
 //! Serving the public port with every connection bounded in time and memory: a head must arrive
 //! within HEADER_READ_TIMEOUT_MS, a body within BODY_READ_TIMEOUT_MS (read before the request
-//! takes a concurrency permit, [`body`]), a connection with nothing in flight lives
-//! IDLE_TIMEOUT_MS, one whose client takes none of its answer SEND_TIMEOUT_MS ([`activity`]),
-//! and connections are capped per client and in total ([`caps`]). HTTP/1.1 and h2c, hyper-util's
-//! auto builder, one task per connection.
+//! takes a concurrency permit: [`crate::middleware::ReadBodyLayer`]), a connection with nothing
+//! in flight lives IDLE_TIMEOUT_MS, one whose client takes none of its answer SEND_TIMEOUT_MS
+//! (`activity.rs`), and connections are capped per client and in total (`caps.rs`). HTTP/1.1
+//! and h2c, hyper-util's auto builder, one task per connection.
 
 mod activity;
-mod body;
 mod caps;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -23,12 +22,11 @@ use tokio::{
     time::Instant,
 };
 
-pub use self::body::{ReadBody, ReadBodyLayer};
 use self::{
     activity::{Activity, ConnService, SendTimeout},
-    body::BodyTurn,
     caps::{Clients, ConnMetrics, REFUSED, Slot},
 };
+use crate::middleware::BodyTurn;
 
 /// How long each part of a connection may take, and how many connections there may be.
 #[derive(clap::Args, Debug, Clone)]

@@ -1,5 +1,6 @@
 //! Request bodies read whole, within BODY_READ_TIMEOUT_MS, before the concurrency permit is
-//! taken, and one at a time per connection.
+//! taken, and one at a time per connection (the serve loop gives each request its
+//! connection's [`BodyTurn`]).
 
 use std::{
     convert::Infallible,
@@ -43,11 +44,11 @@ impl ReadBodyLayer {
 
 /// A connection's turn to have a body read, in each of its requests' extensions.
 #[derive(Clone)]
-pub(super) struct BodyTurn(Arc<Semaphore>);
+pub(crate) struct BodyTurn(Arc<Semaphore>);
 
 impl BodyTurn {
     /// A connection's turn, for its first body.
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(Arc::new(Semaphore::new(1)))
     }
 }
