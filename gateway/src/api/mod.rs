@@ -1,6 +1,7 @@
 //! The REST JSON API under `/api/v1`, one module per resource, each with its own `router()`;
-//! every handler is one translation to the services' calls and back. The OpenAPI document
-//! ([`crate::openapi`]) is generated from these handlers and types.
+//! every handler is one translation to the upstream calls, and of their model answers into the
+//! REST types here. The OpenAPI document ([`crate::openapi`]) is generated from these handlers
+//! and types.
 
 pub mod books;
 pub mod ratings;
