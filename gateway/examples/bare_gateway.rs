@@ -11,7 +11,7 @@ use axum::{
     http::StatusCode,
     routing::get,
 };
-use gateway::api::Book;
+use gateway::{api::Book, model};
 use protos::marketplace::v1::{
     GetBookRequest, marketplace_service_client::MarketplaceServiceClient,
 };
@@ -27,7 +27,7 @@ async fn get_book(
         .await
         .map_err(|_| StatusCode::BAD_GATEWAY)?;
     let book = reply.into_inner().book.ok_or(StatusCode::BAD_GATEWAY)?;
-    Ok(Json(Book::from(book)))
+    Ok(Json(Book::from(model::Book::from(book))))
 }
 
 #[tokio::main]

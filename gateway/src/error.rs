@@ -190,6 +190,11 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
+/// Whether `path` belongs to the API (answered with problem documents, never pages).
+pub fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

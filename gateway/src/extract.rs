@@ -2,13 +2,15 @@
 //! bad input with a problem document (and checked against [`crate::contract`]), plus the serde
 //! field readers the request types share.
 
+use std::net::IpAddr;
+
 use axum::{
     extract::{FromRequest, FromRequestParts},
     http::{StatusCode, header, request::Parts},
 };
 use serde::Deserialize;
 
-use crate::{contract::Validate, error::ApiError, upstream::Bearer};
+use crate::{client_addr, contract::Validate, error::ApiError, state::AppState, upstream::Bearer};
 
 /// JSON body extractor whose rejections are problem documents. The body must be sent as
 /// `application/json` (or a `+json` type): anything else, a form's type included, is a 415
@@ -99,6 +101,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiAuth {
                     "authorization must be `Bearer <token>`",
                 )
             })
+    }
+}
+
+/// The client's address (see [`crate::client_addr`]); unspecified when served without connection
+/// info (in-process tests).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_addr::of_request(
+            &parts.headers,
+            &parts.extensions,
+            s.trust_forwarded_for,
+        )))
     }
 }
 

@@ -13,7 +13,7 @@ use std::{
 
 use axum::http::StatusCode;
 
-use crate::{error::ApiError, serve::client_key};
+use crate::{client_addr::client_key, error::ApiError};
 
 /// How long a client refused at its own cap is asked to wait: a slot of its comes back only
 /// when one of its feeds ends.

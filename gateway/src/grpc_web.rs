@@ -10,14 +10,14 @@
 
 use std::{
     convert::Infallible,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::IpAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
-use axum::{Router, extract::ConnectInfo};
+use axum::Router;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use http_body_util::BodyExt;
@@ -33,9 +33,7 @@ use tonic::{Code, Status, body::Body};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{
-    AppState, feeds::FeedSlot, rate_limit::forwarded_for, upstream::Bearer, upstream::Upstream,
-};
+use crate::{AppState, client_addr, feeds::FeedSlot, upstream::Bearer, upstream::Upstream};
 
 /// The upstream a public method is forwarded to (its index in [`Upstreams::channels`]).
 ///
@@ -322,14 +320,11 @@ impl Forward {
 
     /// The client's address, as the REST API's budgets take it.
     fn client(&self, req: &http::Request<Body>) -> IpAddr {
-        if self.state.trust_forwarded_for
-            && let Some(ip) = forwarded_for(req.headers())
-        {
-            return ip;
-        }
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+        client_addr::of_request(
+            req.headers(),
+            req.extensions(),
+            self.state.trust_forwarded_for,
+        )
     }
 
     /// What the service is sent: the gRPC headers, the time left and the caller's token; nothing

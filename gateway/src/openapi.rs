@@ -16,10 +16,10 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::{
-    AppState,
     api::{books, ratings, recommendations, sessions, users},
     contract::{self, Range, Text},
     error::Problem,
+    state::AppState,
 };
 
 #[derive(OpenApi)]

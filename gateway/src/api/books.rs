@@ -1,16 +1,15 @@
 //! The catalog: `/api/v1/books` (list), `/api/v1/books/search` and `/api/v1/books/{id}`.
 
 use axum::{Json, Router, extract::State, routing::get};
-use protos::marketplace::v1 as mp;
-use protos::marketplace::v1::BookView;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    AppState,
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiPath, ApiQuery},
+    model::{self, BookView},
+    state::AppState,
 };
 
 /// A book of the catalog.
@@ -33,8 +32,8 @@ pub struct Book {
     pub small_image_url: String,
 }
 
-impl From<mp::Book> for Book {
-    fn from(b: mp::Book) -> Self {
+impl From<model::Book> for Book {
+    fn from(b: model::Book) -> Self {
         Self {
             id: b.id,
             title: b.title,
@@ -61,6 +60,16 @@ pub struct BookPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
     pub total_size: i32,
+}
+
+impl From<model::BookPage> for BookPage {
+    fn from(p: model::BookPage) -> Self {
+        Self {
+            books: p.books.into_iter().map(Book::from).collect(),
+            next_page_token: p.next_page_token,
+            total_size: p.total_size,
+        }
+    }
 }
 
 /// Paging parameters.
@@ -125,7 +134,7 @@ pub async fn list_books(
             BookView::Full,
         )
         .await?;
-    Ok(Json(page))
+    Ok(Json(page.into()))
 }
 
 /// Searches titles and authors.
@@ -136,11 +145,7 @@ pub async fn search_books(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<BookPage>, ApiError> {
     if !has_words(&q.q) {
-        return Ok(Json(BookPage {
-            books: Vec::new(),
-            next_page_token: None,
-            total_size: 0,
-        }));
+        return Ok(Json(model::BookPage::empty().into()));
     }
     let page = s
         .marketplace()
@@ -151,7 +156,7 @@ pub async fn search_books(
             BookView::Full,
         )
         .await?;
-    Ok(Json(page))
+    Ok(Json(page.into()))
 }
 
 /// Gets one book.
@@ -162,7 +167,7 @@ pub async fn get_book(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Book>, ApiError> {
     contract::book_id("id", id)?;
-    Ok(Json(s.marketplace().get_book(id).await?))
+    Ok(Json(s.marketplace().get_book(id).await?.into()))
 }
 
 /// The catalog's routes.

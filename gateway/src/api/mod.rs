@@ -1,9 +1,9 @@
 //! The REST JSON API under `/api/v1`, one module per resource, each with its own `router()`;
-//! every handler is one translation to the services' calls and back. The OpenAPI document
-//! ([`crate::openapi`]) is generated from these handlers and types.
+//! every handler is one translation to the upstream calls, and of their model answers into the
+//! REST types here. The OpenAPI document ([`crate::openapi`]) is generated from these handlers
+//! and types.
 
 pub mod books;
-pub mod headers;
 pub mod ratings;
 pub mod recommendations;
 pub mod sessions;
@@ -18,12 +18,7 @@ pub use self::{
     sessions::Session,
     users::User,
 };
-use crate::{AppState, error::ApiError};
-
-/// Whether `path` belongs to the API (answered with problem documents, never pages).
-pub fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
-}
+use crate::{error::ApiError, state::AppState};
 
 /// 404 for an unknown path under `/api/`.
 pub async fn not_found() -> ApiError {
@@ -33,7 +28,6 @@ pub async fn not_found() -> ApiError {
 /// The `/api/v1` routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .merge(crate::openapi::router())
         .merge(books::router())
         .merge(recommendations::router())
         .merge(users::router())

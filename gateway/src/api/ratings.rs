@@ -11,17 +11,16 @@ use axum::{
     routing::{get, put},
 };
 use futures_util::Stream;
-use protos::recommendations::v1 as rec;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    AppState,
     api::books::PageQuery,
     contract::{self, Validate},
     error::{ApiError, Problem},
-    extract::{ApiAuth, ApiJson, ApiPath, ApiQuery, integer},
-    rate_limit::ClientIp,
+    extract::{ApiAuth, ApiJson, ApiPath, ApiQuery, ClientIp, integer},
+    model,
+    state::AppState,
     upstream::Deadline,
 };
 
@@ -48,8 +47,8 @@ pub struct Rating {
     pub update_time_unix_ms: i64,
 }
 
-impl From<rec::Rating> for Rating {
-    fn from(r: rec::Rating) -> Self {
+impl From<model::Rating> for Rating {
+    fn from(r: model::Rating) -> Self {
         Self {
             book_id: r.book_id,
             stars: r.stars,
@@ -64,6 +63,15 @@ pub struct RatingPage {
     pub ratings: Vec<Rating>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+}
+
+impl From<model::RatingPage> for RatingPage {
+    fn from(p: model::RatingPage) -> Self {
+        Self {
+            ratings: p.ratings.into_iter().map(Rating::from).collect(),
+            next_page_token: p.next_page_token,
+        }
+    }
 }
 
 /// Feed filter.
@@ -114,7 +122,7 @@ pub async fn my_ratings(
             q.page_token.unwrap_or_default(),
         )
         .await?;
-    Ok(Json(page))
+    Ok(Json(page.into()))
 }
 
 /// Rates a book (1-5 stars); rating again replaces the rating.
@@ -139,7 +147,7 @@ pub async fn rate_book(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(rating)))
+    Ok((status, Json(rating.into())))
 }
 
 /// Deletes the caller's rating of a book.
@@ -182,7 +190,7 @@ pub async fn ratings_stream(
         |(mut upstream, s, mut shutdown, slot)| async move {
             let next = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return None,
-                next = upstream.message() => next,
+                next = upstream.next() => next,
             };
             let event = match next {
                 Ok(Some(e)) => e,
@@ -205,15 +213,11 @@ pub async fn ratings_stream(
 
 /// A feed event for browsers, with the book's title: the one the event carries, or (from a
 /// recommendations replica older than that field) the catalog's when it answers quickly.
-async fn feed_event(s: &AppState, e: rec::WatchRatingsResponse) -> RatingEvent {
-    let rating = e.rating.unwrap_or_default();
-    let kind = match rec::RatingEventKind::try_from(e.kind) {
-        Ok(rec::RatingEventKind::Deleted) => "deleted",
-        _ => "rated",
-    };
+async fn feed_event(s: &AppState, e: model::RatingChange) -> RatingEvent {
+    let rating = e.rating;
     let title = match e.title {
-        t if !t.is_empty() => Some(t),
-        _ => s
+        Some(t) => Some(t),
+        None => s
             .marketplace()
             .within(Deadline::after(Duration::from_millis(500)))
             .get_book(rating.book_id)
@@ -222,7 +226,7 @@ async fn feed_event(s: &AppState, e: rec::WatchRatingsResponse) -> RatingEvent {
             .map(|b| b.title),
     };
     RatingEvent {
-        kind: kind.into(),
+        kind: e.kind.as_str().into(),
         book_id: rating.book_id,
         stars: rating.stars,
         title,

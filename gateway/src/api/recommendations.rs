@@ -2,16 +2,16 @@
 //! `/api/v1/me/recommendations`, each joined with its books.
 
 use axum::{Json, Router, extract::State, routing::get};
-use protos::marketplace::v1::BookView;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    AppState,
     api::books::{Book, PageQuery},
     contract::{self, Validate},
     error::{ApiError, Problem},
     extract::{ApiAuth, ApiPath, ApiQuery},
+    model::{self, BookView},
+    state::AppState,
 };
 
 /// A recommended book.
@@ -27,12 +27,37 @@ pub struct Recommendation {
     pub because_book_id: Option<i64>,
 }
 
+impl From<model::Recommendation> for Recommendation {
+    fn from(r: model::Recommendation) -> Self {
+        Self {
+            book: r.book.into(),
+            score: r.score,
+            source: r.source.as_str().to_owned(),
+            reason: r.reason,
+            because_book_id: r.because_book_id,
+        }
+    }
+}
+
 /// Recommended books, best first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecommendationList {
     pub recommendations: Vec<Recommendation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+}
+
+impl RecommendationList {
+    /// `recommendations`, best first, and the next page's token if there is one.
+    fn new(recommendations: Vec<model::Recommendation>, next_page_token: Option<String>) -> Self {
+        Self {
+            recommendations: recommendations
+                .into_iter()
+                .map(Recommendation::from)
+                .collect(),
+            next_page_token,
+        }
+    }
 }
 
 /// How many recommendations to return.
@@ -66,10 +91,7 @@ pub async fn similar_books(
         .await?
         .with_books(&s.marketplace().within(recs.deadline()), BookView::Full)
         .await?;
-    Ok(Json(RecommendationList {
-        recommendations,
-        next_page_token: None,
-    }))
+    Ok(Json(RecommendationList::new(recommendations, None)))
 }
 
 /// Popular books for everybody (Bayesian average).
@@ -87,10 +109,10 @@ pub async fn popular_books(
     let recommendations = picks
         .with_books(&s.marketplace().within(recs.deadline()), BookView::Full)
         .await?;
-    Ok(Json(RecommendationList {
+    Ok(Json(RecommendationList::new(
         recommendations,
         next_page_token,
-    }))
+    )))
 }
 
 /// Books for the signed-in caller.
@@ -108,10 +130,7 @@ pub async fn my_recommendations(
         .await?
         .with_books(&s.marketplace().within(recs.deadline()), BookView::Full)
         .await?;
-    Ok(Json(RecommendationList {
-        recommendations,
-        next_page_token: None,
-    }))
+    Ok(Json(RecommendationList::new(recommendations, None)))
 }
 
 /// The recommendations' routes.

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    AppState,
     api::users::User,
     contract::{self, Validate},
     error::{ApiError, Problem},
-    extract::{ApiAuth, ApiJson},
-    rate_limit::ClientIp,
+    extract::{ApiAuth, ApiJson, ClientIp},
+    model,
+    state::AppState,
 };
 
 /// Sign-in.
@@ -44,6 +44,17 @@ pub struct Session {
     pub user: User,
 }
 
+impl From<model::Session> for Session {
+    fn from(s: model::Session) -> Self {
+        Self {
+            access_token: s.access_token,
+            token_type: "Bearer".into(),
+            expires_in: s.expires_in,
+            user: s.user.into(),
+        }
+    }
+}
+
 /// Signs in: email and password for a bearer token.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "users", request_body = SignIn,
     responses((status = 201, body = Session), (status = 400, body = Problem),
@@ -58,7 +69,7 @@ pub async fn sign_in(
     let session = s.users().sign_in(body.email, body.password).await;
     // Only a wrong email or password spends the account's budget.
     attempt.settle(&session, tonic::Code::Unauthenticated);
-    Ok((StatusCode::CREATED, Json(session?)))
+    Ok((StatusCode::CREATED, Json(session?.into())))
 }
 
 /// Signs out: the caller's token is refused from now on, by every service.

@@ -8,16 +8,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use protos::users::v1 as us;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    AppState,
     contract::{self, Validate},
     error::{ApiError, Problem},
-    extract::{ApiAuth, ApiJson, ApiPath, present},
-    rate_limit::ClientIp,
+    extract::{ApiAuth, ApiJson, ApiPath, ClientIp, present},
+    model,
+    state::AppState,
 };
 
 /// An account (never with its password).
@@ -30,8 +29,8 @@ pub struct User {
     pub update_time_unix_ms: i64,
 }
 
-impl From<us::User> for User {
-    fn from(u: us::User) -> Self {
+impl From<model::User> for User {
+    fn from(u: model::User) -> Self {
         Self {
             id: u.id,
             email: u.email,
@@ -110,7 +109,7 @@ pub async fn create_user(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(user),
+        Json(User::from(user)),
     )
         .into_response())
 }
@@ -125,7 +124,7 @@ pub async fn get_user(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     contract::user_id(&id)?;
-    Ok(Json(s.users().get_user(auth.as_ref(), id).await?))
+    Ok(Json(s.users().get_user(auth.as_ref(), id).await?.into()))
 }
 
 /// Changes the caller's display name and/or password. A new password needs
@@ -165,7 +164,7 @@ pub async fn update_user(
     if let Some(attempt) = attempt {
         attempt.settle(&user, tonic::Code::PermissionDenied);
     }
-    Ok(Json(user?))
+    Ok(Json(user?.into()))
 }
 
 /// Deletes the caller's account.

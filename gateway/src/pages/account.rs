@@ -11,8 +11,8 @@ use axum::{
 use serde::Deserialize;
 use tonic::Code;
 
-use super::{csrf::FormGuard, see_other, session};
-use crate::{AppState, api::Session, contract, error::ApiError, rate_limit::ClientIp};
+use super::{forms::FormGuard, respond::see_other, session};
+use crate::{contract, error::ApiError, extract::ClientIp, model::Session, state::AppState};
 
 #[derive(Debug, Deserialize)]
 pub struct SignInForm {
@@ -193,7 +193,7 @@ mod tests {
             "signed-up",
             "signed-out",
         ] {
-            assert!(super::super::layout::notice_text(code).is_some(), "{code}");
+            assert!(super::super::notice::notice_text(code).is_some(), "{code}");
         }
     }
 }

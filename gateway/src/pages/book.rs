@@ -8,20 +8,22 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
-use protos::marketplace::v1::BookView;
 use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    PANEL_SIZE,
-    csrf::FormGuard,
-    layout::{
-        self, CardTitle, Shell, authors, card, cover, csrf_field, error_page, live_strip, stars,
-        thousands,
-    },
-    see_other, session,
+    cards::{CardTitle, PANEL_SIZE, card, cover, live_strip},
+    forms::{FormGuard, csrf_field},
+    layout::{self, Shell, error_page},
+    respond::see_other,
+    session,
+    text::{authors, stars, thousands},
 };
-use crate::{AppState, api::Book, error::ApiError};
+use crate::{
+    error::ApiError,
+    model::{Book, BookView},
+    state::AppState,
+};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct BookQuery {

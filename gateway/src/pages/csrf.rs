@@ -15,92 +15,25 @@
 
 use axum::{
     body::Body,
-    extract::{FromRequestParts, Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::Response,
 };
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
-use super::{layout, session};
-use crate::{AppState, error::ApiError};
+use super::{
+    forms::{FIELD, FormGuard},
+    layout, session,
+};
+use crate::{
+    error::{ApiError, is_api_path},
+    state::{AppState, hex},
+};
 
-/// The hidden field every state-changing form carries.
-pub const FIELD: &str = "csrf";
 const COOKIE: &str = "bookstore_csrf";
 const HOST_COOKIE: &str = "__Host-bookstore_csrf";
 /// Hex characters of a nonce (128 random bits).
 const NONCE_LEN: usize = 32;
-
-/// The key the form tokens are signed with.
-#[derive(Clone)]
-pub struct CsrfKey(Hmac<Sha256>);
-
-impl CsrfKey {
-    pub fn new(secret: &[u8]) -> Self {
-        Self(Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"))
-    }
-
-    /// A key of 32 random bytes (one process only: replicas need a shared `CSRF_SECRET`).
-    pub fn random() -> Self {
-        let mut secret = [0u8; 32];
-        getrandom::getrandom(&mut secret).expect("random source");
-        Self::new(&secret)
-    }
-
-    fn sign(&self, nonce: &str) -> String {
-        let mut mac = self.0.clone();
-        mac.update(b"bookstore csrf v1:");
-        mac.update(nonce.as_bytes());
-        hex(&mac.finalize().into_bytes())
-    }
-
-    /// Whether `token` is this key's signature of `nonce` (compared in constant time).
-    fn verify(&self, nonce: &str, token: &str) -> bool {
-        let Some(bytes) = unhex(token) else {
-            return false;
-        };
-        let mut mac = self.0.clone();
-        mac.update(b"bookstore csrf v1:");
-        mac.update(nonce.as_bytes());
-        mac.verify_slice(&bytes).is_ok()
-    }
-}
-
-/// What a page's forms need: the token for their hidden field, and whether cookies are set
-/// `Secure` (served over TLS).
-#[derive(Clone, Debug, Default)]
-pub struct FormGuard {
-    pub token: String,
-    pub secure: bool,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for FormGuard {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<FormGuard>()
-            .cloned()
-            .unwrap_or_default())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
 
 fn nonce_of(headers: &HeaderMap, secure: bool) -> Option<&str> {
     session::cookie(headers, if secure { HOST_COOKIE } else { COOKIE })
@@ -152,9 +85,7 @@ fn forbidden(why: &str, headers: &HeaderMap) -> Response {
 /// (setting the nonce cookie when the browser has none). API paths pass untouched.
 pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     // The API and gRPC-Web carry bearer tokens, not cookies: CORS governs them.
-    if crate::api::is_api_path(req.uri().path())
-        || crate::grpc_web::is_grpc_web_path(req.uri().path())
-    {
+    if is_api_path(req.uri().path()) || crate::grpc_web::is_grpc_web_path(req.uri().path()) {
         return next.run(req).await;
     }
     let secure = s.secure_cookies(req.headers());
@@ -218,17 +149,6 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_token_verifies_only_for_its_own_nonce_and_key() {
-        let key = CsrfKey::new(b"k1");
-        let token = key.sign("00112233445566778899aabbccddeeff");
-        assert!(key.verify("00112233445566778899aabbccddeeff", &token));
-        assert!(!key.verify("ffeeddccbbaa99887766554433221100", &token));
-        assert!(!CsrfKey::new(b"k2").verify("00112233445566778899aabbccddeeff", &token));
-        assert!(!key.verify("00112233445566778899aabbccddeeff", "zz"));
-        assert!(!key.verify("00112233445566778899aabbccddeeff", ""));
-    }
 
     #[test]
     fn posts_from_another_site_or_origin_are_foreign() {

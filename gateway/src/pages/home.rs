@@ -10,18 +10,26 @@ use axum::{
     response::Response,
 };
 use maud::{Markup, html};
-use protos::marketplace::v1::BookView;
 use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    GRID_PAGE, PANEL_SIZE,
-    csrf::FormGuard,
-    html_response,
-    layout::{self, CardTitle, Shell, card, csrf_field, live_strip, picks, thousands},
-    session, url_encode,
+    cards::{CardTitle, PANEL_SIZE, card, live_strip, picks},
+    forms::{FormGuard, csrf_field},
+    layout::{self, Shell},
+    notice,
+    respond::html_response,
+    session,
+    text::thousands,
 };
-use crate::{AppState, api::BookPage, error::ApiError, upstream::recommendations::Pick};
+use crate::{
+    error::ApiError,
+    model::{BookPage, BookView, Pick},
+    state::AppState,
+};
+
+/// Books in one page of the home grid.
+const GRID_PAGE: i32 = 24;
 
 #[derive(Debug, Deserialize, Default)]
 pub struct HomeQuery {
@@ -102,7 +110,7 @@ pub async fn home(
     }
     // A form's outcome is shown beside the forms, where its redirect (`#account`) lands.
     let (account_notice, page_notice) = match q.notice.as_deref() {
-        Some(code) if sess.is_none() && layout::is_account_notice(code) => (Some(code), None),
+        Some(code) if sess.is_none() && notice::is_account_notice(code) => (Some(code), None),
         code => (None, code),
     };
     let content = html! {
@@ -200,7 +208,7 @@ fn grid_failed(e: &ApiError) -> Markup {
 fn account_forms(notice: Option<&str>, forms: &FormGuard) -> Markup {
     html! {
         section #account aria-labelledby="signin-title" {
-            (layout::notice(notice))
+            (notice::notice(notice))
             h2 #signin-title { "Sign in" }
             form.stack method="post" action="/signin" {
                 (csrf_field(forms))
@@ -222,5 +230,30 @@ fn account_forms(notice: Option<&str>, forms: &FormGuard) -> Markup {
                 button type="submit" { "Create account" }
             }
         }
+    }
+}
+
+/// Percent-encodes a query-string value.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(url_encode("Az09-_.~"), "Az09-_.~");
     }
 }

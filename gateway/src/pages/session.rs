@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use crate::{api::Session, upstream::Bearer};
+use crate::{model::Session, upstream::Bearer};
 
 const SESSION_COOKIE: &str = "bookstore_session";
 const USER_COOKIE: &str = "bookstore_user";

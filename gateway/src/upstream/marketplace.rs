@@ -1,18 +1,47 @@
-//! The catalog: the marketplace service's calls as the gateway uses them, answering the API's
-//! own types.
+//! The catalog: the marketplace service's calls as the gateway uses them, answering the
+//! gateway's model types.
 
 use protos::marketplace::v1::{self as mp, marketplace_service_client::MarketplaceServiceClient};
 
 use super::{Upstream, client::Client};
 use crate::{
-    api::books::{Book, BookPage},
     error::ApiError,
+    model::{Book, BookPage, BookView},
 };
 
 /// The marketplace service for one request.
 pub type Marketplace = Client<MarketplaceServiceClient<Upstream>>;
 
-/// A listing's answer as the API gives it: an empty next-page token means the last page.
+impl From<mp::Book> for Book {
+    fn from(b: mp::Book) -> Self {
+        Self {
+            id: b.id,
+            title: b.title,
+            original_title: b.original_title,
+            authors: b.authors,
+            original_publication_year: b.original_publication_year,
+            isbn: b.isbn,
+            isbn13: b.isbn13,
+            language_code: b.language_code,
+            average_rating: b.average_rating,
+            ratings_count: b.ratings_count,
+            rating_histogram: b.rating_histogram,
+            image_url: b.image_url,
+            small_image_url: b.small_image_url,
+        }
+    }
+}
+
+impl From<BookView> for mp::BookView {
+    fn from(view: BookView) -> Self {
+        match view {
+            BookView::Basic => Self::Basic,
+            BookView::Full => Self::Full,
+        }
+    }
+}
+
+/// A listing's answer: an empty next-page token means the last page.
 fn page(books: Vec<mp::Book>, next_page_token: String, total_size: i32) -> BookPage {
     BookPage {
         books: books.into_iter().map(Book::from).collect(),
@@ -38,13 +67,13 @@ impl Marketplace {
     pub async fn batch_get_books(
         &self,
         ids: Vec<i64>,
-        view: mp::BookView,
+        view: BookView,
     ) -> Result<Vec<Book>, ApiError> {
         let r = self
             .call(
                 mp::BatchGetBooksRequest {
                     ids,
-                    view: view.into(),
+                    view: mp::BookView::from(view).into(),
                 },
                 None,
                 |mut c, r| async move { c.batch_get_books(r).await },
@@ -58,14 +87,14 @@ impl Marketplace {
         &self,
         page_size: i32,
         page_token: String,
-        view: mp::BookView,
+        view: BookView,
     ) -> Result<BookPage, ApiError> {
         let r = self
             .call(
                 mp::ListBooksRequest {
                     page_size,
                     page_token,
-                    view: view.into(),
+                    view: mp::BookView::from(view).into(),
                 },
                 None,
                 |mut c, r| async move { c.list_books(r).await },
@@ -80,7 +109,7 @@ impl Marketplace {
         query: String,
         page_size: i32,
         page_token: String,
-        view: mp::BookView,
+        view: BookView,
     ) -> Result<BookPage, ApiError> {
         let r = self
             .call(
@@ -88,7 +117,7 @@ impl Marketplace {
                     query,
                     page_size,
                     page_token,
-                    view: view.into(),
+                    view: mp::BookView::from(view).into(),
                 },
                 None,
                 |mut c, r| async move { c.search_books(r).await },

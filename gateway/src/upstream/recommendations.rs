@@ -1,9 +1,8 @@
 //! Ratings and recommendations: the recommendations service's calls as the gateway uses them.
 //! Recommendations come back as [`Picks`], which one BatchGetBooks call joins with their books
-//! (the API's full books), or which name their books themselves as [`Pick`]s (what a list of
-//! picks on a page shows).
+//! (full books), or which name their books themselves as [`Pick`]s (what a list of picks on a
+//! page shows).
 
-use protos::marketplace::v1::BookView;
 use protos::recommendations::v1::{
     self as rec, recommendations_service_client::RecommendationsServiceClient,
 };
@@ -11,11 +10,11 @@ use tonic::Streaming;
 
 use super::{Bearer, Upstream, client::Client, marketplace::Marketplace};
 use crate::{
-    api::{
-        ratings::{Rating, RatingPage},
-        recommendations::Recommendation,
-    },
     error::ApiError,
+    model::{
+        BookView, Pick, Rating, RatingChange, RatingChangeKind, RatingPage, Recommendation,
+        RecommendationSource,
+    },
 };
 
 /// The recommendations service for one request.
@@ -33,23 +32,47 @@ pub struct Picks {
     pub next_page_token: Option<String>,
 }
 
-fn source_label(source: i32) -> &'static str {
+fn source(source: i32) -> RecommendationSource {
     match rec::RecommendationSource::try_from(source) {
-        Ok(rec::RecommendationSource::Popular) => "popular",
-        Ok(rec::RecommendationSource::Similar) => "similar",
-        Ok(rec::RecommendationSource::Personal) => "personal",
-        _ => "unspecified",
+        Ok(rec::RecommendationSource::Popular) => RecommendationSource::Popular,
+        Ok(rec::RecommendationSource::Similar) => RecommendationSource::Similar,
+        Ok(rec::RecommendationSource::Personal) => RecommendationSource::Personal,
+        _ => RecommendationSource::Unspecified,
     }
 }
 
-/// A pick as a list of picks on a page shows it: its book's id, title and authors, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pick {
-    pub book_id: i64,
-    pub title: String,
-    pub authors: Vec<String>,
-    /// A short reason, e.g. "Because you liked Dune".
-    pub reason: String,
+impl From<rec::Rating> for Rating {
+    fn from(r: rec::Rating) -> Self {
+        Self {
+            book_id: r.book_id,
+            stars: r.stars,
+            update_time_unix_ms: r.update_time_unix_ms,
+        }
+    }
+}
+
+impl From<rec::WatchRatingsResponse> for RatingChange {
+    fn from(e: rec::WatchRatingsResponse) -> Self {
+        let kind = match rec::RatingEventKind::try_from(e.kind) {
+            Ok(rec::RatingEventKind::Deleted) => RatingChangeKind::Deleted,
+            _ => RatingChangeKind::Rated,
+        };
+        Self {
+            kind,
+            rating: e.rating.unwrap_or_default().into(),
+            title: (!e.title.is_empty()).then_some(e.title),
+        }
+    }
+}
+
+/// The live feed of ratings, as [`Recommendations::watch_ratings`] opened it.
+pub struct RatingFeed(Streaming<rec::WatchRatingsResponse>);
+
+impl RatingFeed {
+    /// The next change; `None` when the feed has ended.
+    pub async fn next(&mut self) -> Result<Option<RatingChange>, tonic::Status> {
+        Ok(self.0.message().await?.map(RatingChange::from))
+    }
 }
 
 impl Picks {
@@ -102,7 +125,7 @@ impl Picks {
             .map(|(r, book)| Recommendation {
                 book,
                 score: r.score,
-                source: source_label(r.source).to_owned(),
+                source: source(r.source),
                 reason: r.reason,
                 because_book_id: (r.because_book_id > 0).then_some(r.because_book_id),
             })
@@ -211,10 +234,7 @@ impl Recommendations {
 
     /// Opens the live feed of ratings (of one book, or of all when `book_id` is 0). The feed is
     /// long-lived: only opening it is bounded by the deadline.
-    pub async fn watch_ratings(
-        &self,
-        book_id: i64,
-    ) -> Result<Streaming<rec::WatchRatingsResponse>, ApiError> {
+    pub async fn watch_ratings(&self, book_id: i64) -> Result<RatingFeed, ApiError> {
         let open = self.remaining()?;
         let mut client = self.inner();
         tokio::time::timeout(
@@ -223,7 +243,7 @@ impl Recommendations {
         )
         .await
         .map_err(|_| self.failed(&tonic::Status::deadline_exceeded("opening the feed")))?
-        .map(tonic::Response::into_inner)
+        .map(|r| RatingFeed(r.into_inner()))
         .map_err(|s| self.failed(&s))
     }
 }

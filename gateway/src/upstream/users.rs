@@ -1,12 +1,25 @@
-//! Accounts: the users service's calls as the gateway uses them, answering the API's own types.
+//! Accounts: the users service's calls as the gateway uses them, answering the gateway's model
+//! types.
 
 use protos::users::v1::{self as us, users_service_client::UsersServiceClient};
 
 use super::{Bearer, Upstream, client::Client};
 use crate::{
-    api::{sessions::Session, users::User},
     error::ApiError,
+    model::{Session, User},
 };
+
+impl From<us::User> for User {
+    fn from(u: us::User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            display_name: u.display_name,
+            create_time_unix_ms: u.create_time_unix_ms,
+            update_time_unix_ms: u.update_time_unix_ms,
+        }
+    }
+}
 
 /// The users service for one request.
 pub type Users = Client<UsersServiceClient<Upstream>>;
@@ -94,7 +107,6 @@ impl Users {
         let user = r.user.ok_or_else(|| self.missing("user"))?;
         Ok(Session {
             access_token: r.access_token,
-            token_type: "Bearer".into(),
             expires_in: r.expires_in_seconds,
             user: user.into(),
         })

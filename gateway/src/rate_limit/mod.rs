@@ -16,42 +16,24 @@
 //!   shut only while it goes on failing at the refill rate, the account opens again one attempt
 //!   per refill once it stops, and sessions already signed in are untouched.
 //!
-//! **Bounded memory.** Each table holds at most a fixed number of buckets ([`MAX_CLIENTS`],
-//! [`MAX_ACCOUNTS`], about 3 MiB each), ordered by the moment each will be full again. A full
-//! bucket holds nothing a new one would not, so such buckets are dropped as they are passed;
-//! when a table is full, the bucket that will be full soonest (the idlest) makes room, in
-//! O(log n). A drained bucket, the one worth keeping, goes after every fuller one: a flood of new
-//! clients or accounts cannot buy an attacker a fresh budget unless each of them drains its own
-//! as far (then the table is full of live buckets, which is logged). The table is never wiped.
+//! Each table's memory is bounded (`buckets.rs`).
 //!
-//! **The client's address** is the connection's peer address, unless `TRUST_FORWARDED_FOR` says
-//! to take the last `X-Forwarded-For` entry (the one the proxy in front appended). What to set
-//! where the gateway runs:
-//! - Directly exposed, or behind a NodePort or LoadBalancer Service: no header. Give the Service
-//!   `externalTrafficPolicy: Local`, so kube-proxy hands the connection over with the client's own
-//!   source address; with the default (`Cluster`) it rewrites the source to a node's address
-//!   (SNAT) and every client shares one address budget.
-//! - Behind an ingress controller or L7 proxy that appends the address it received the request
-//!   from (ingress-nginx, Traefik, a cloud HTTP load balancer): `TRUST_FORWARDED_FOR=true`, and
-//!   the gateway reachable only through that proxy (a NetworkPolicy admitting only the
-//!   controller), or clients could write their own address. The controller's own Service needs
-//!   `externalTrafficPolicy: Local` for the address it appends to be the client's.
+//! The client's address is [`crate::client_addr`]'s.
+
+mod buckets;
 
 use std::{
-    collections::{BTreeSet, HashMap},
     hash::{BuildHasher, Hasher, RandomState},
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::IpAddr,
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use axum::{
-    extract::{ConnectInfo, FromRequestParts},
-    http::{HeaderMap, request::Parts},
-};
 use tonic::Code;
 
-use crate::{AppState, error::ApiError};
+use self::buckets::Buckets;
+pub use self::buckets::Rate;
+use crate::{client_addr::client_key, error::ApiError};
 
 /// Client addresses tracked at once: about 100 bytes each with the tables' overhead (3.1 MiB
 /// in all). Only buckets still refilling count (full ones are dropped), and a drained one is the
@@ -59,162 +41,6 @@ use crate::{AppState, error::ApiError};
 pub const MAX_CLIENTS: usize = 32_768;
 /// Accounts tracked at once (the same size each, 3.1 MiB in all).
 pub const MAX_ACCOUNTS: usize = 32_768;
-
-/// A token bucket's refill rate and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Attempts given back per minute.
-    pub per_minute: u32,
-    /// Attempts that can be made at once.
-    pub burst: u32,
-}
-
-struct Slot {
-    tokens: f64,
-    /// When `tokens` was last brought up to date (ms since the table's epoch).
-    at_ms: u64,
-    /// When the bucket will be full again: its place in `Buckets::by_full`.
-    full_ms: u64,
-}
-
-/// Token buckets by a 64-bit key, at most `capacity`, ordered by when each is full again.
-struct Buckets {
-    per_ms: f64,
-    burst: f64,
-    capacity: usize,
-    epoch: Instant,
-    slots: HashMap<u64, Slot>,
-    by_full: BTreeSet<(u64, u64)>,
-    /// Buckets dropped while they still held spent attempts (the table was full of live ones).
-    evicted_live: u64,
-    warned_ms: Option<u64>,
-    what: &'static str,
-}
-
-impl Buckets {
-    fn new(rate: Rate, capacity: usize, epoch: Instant, what: &'static str) -> Self {
-        Self {
-            per_ms: f64::from(rate.per_minute.max(1)) / 60_000.0,
-            burst: f64::from(rate.burst.max(1)),
-            capacity: capacity.max(1),
-            epoch,
-            slots: HashMap::new(),
-            by_full: BTreeSet::new(),
-            evicted_live: 0,
-            warned_ms: None,
-            what,
-        }
-    }
-
-    fn ms(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_millis() as u64
-    }
-
-    /// Takes one attempt from `key`'s bucket at `now`, or says how long until one is back.
-    fn take(&mut self, key: u64, now: Instant) -> Result<(), Duration> {
-        let now_ms = self.ms(now);
-        self.drop_full(now_ms);
-        if !self.slots.contains_key(&key) {
-            if self.slots.len() >= self.capacity {
-                self.evict_idlest(now_ms);
-            }
-            self.slots.insert(
-                key,
-                Slot {
-                    tokens: self.burst,
-                    at_ms: now_ms,
-                    full_ms: now_ms,
-                },
-            );
-            self.by_full.insert((now_ms, key));
-        }
-        let taken = self.update(key, now_ms, |tokens| {
-            if tokens >= 1.0 {
-                (tokens - 1.0, true)
-            } else {
-                (tokens, false)
-            }
-        });
-        match taken {
-            Some((tokens, false)) => {
-                Err(Duration::from_secs_f64((1.0 - tokens) / self.per_ms / 1e3))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Gives back one attempt taken from `key` (a no-op for a bucket no longer tracked); a
-    /// bucket full again is dropped at once.
-    fn give_back(&mut self, key: u64, now: Instant) {
-        let now_ms = self.ms(now);
-        if let Some((tokens, ())) = self.update(key, now_ms, |tokens| (tokens + 1.0, ()))
-            && tokens >= self.burst
-            && let Some(slot) = self.slots.remove(&key)
-        {
-            self.by_full.remove(&(slot.full_ms, key));
-        }
-        self.drop_full(now_ms);
-    }
-
-    /// Refills `key`'s bucket to `now_ms`, applies `f` to its tokens, and moves it to its new
-    /// place in the order. `None` when `key` is not tracked.
-    fn update<T>(
-        &mut self,
-        key: u64,
-        now_ms: u64,
-        f: impl FnOnce(f64) -> (f64, T),
-    ) -> Option<(f64, T)> {
-        let slot = self.slots.get_mut(&key)?;
-        let elapsed = now_ms.saturating_sub(slot.at_ms) as f64;
-        let refilled = (slot.tokens + elapsed * self.per_ms).min(self.burst);
-        let (tokens, out) = f(refilled);
-        slot.tokens = tokens.min(self.burst);
-        slot.at_ms = slot.at_ms.max(now_ms);
-        let full_ms = slot.at_ms + ((self.burst - slot.tokens) / self.per_ms).ceil() as u64;
-        if full_ms != slot.full_ms {
-            self.by_full.remove(&(slot.full_ms, key));
-            self.by_full.insert((full_ms, key));
-            slot.full_ms = full_ms;
-        }
-        Some((slot.tokens, out))
-    }
-
-    /// Drops a few buckets that are full again by `now_ms` (amortised: each is dropped once).
-    fn drop_full(&mut self, now_ms: u64) {
-        for _ in 0..2 {
-            match self.by_full.first() {
-                Some(&(full_ms, key)) if full_ms <= now_ms => {
-                    self.by_full.pop_first();
-                    self.slots.remove(&key);
-                }
-                _ => break,
-            }
-        }
-    }
-
-    /// Makes room: drops the bucket that will be full soonest.
-    fn evict_idlest(&mut self, now_ms: u64) {
-        let Some((full_ms, key)) = self.by_full.pop_first() else {
-            return;
-        };
-        self.slots.remove(&key);
-        if full_ms > now_ms {
-            self.evicted_live += 1;
-            if self
-                .warned_ms
-                .is_none_or(|at| now_ms.saturating_sub(at) >= 60_000)
-            {
-                self.warned_ms = Some(now_ms);
-                tracing::warn!(
-                    table = self.what,
-                    tracked = self.slots.len() + 1,
-                    evicted_live = self.evicted_live,
-                    "sign-in rate limiter full of active buckets; the idlest made room"
-                );
-            }
-        }
-    }
-}
 
 /// Why an attempt was refused, and how long until the next one is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,18 +100,7 @@ impl AuthLimiter {
 
     /// A client's key: its IPv4 address, or the /64 of its IPv6 one.
     fn client_key(&self, client: IpAddr) -> u64 {
-        let mut h = self.keys.build_hasher();
-        match client.to_canonical() {
-            IpAddr::V4(v4) => {
-                h.write_u8(4);
-                h.write(&v4.octets());
-            }
-            IpAddr::V6(v6) => {
-                h.write_u8(6);
-                h.write(&v6.octets()[..8]);
-            }
-        }
-        h.finish()
+        self.keys.hash_one(client_key(client))
     }
 
     /// An account's key: its name as the users service matches it (trimmed, lower-cased).
@@ -328,10 +143,7 @@ impl AuthLimiter {
 
     /// Client addresses and accounts currently tracked.
     pub fn tracked(&self) -> (usize, usize) {
-        (
-            lock(&self.clients).slots.len(),
-            lock(&self.accounts).slots.len(),
-        )
+        (lock(&self.clients).len(), lock(&self.accounts).len())
     }
 }
 
@@ -365,41 +177,10 @@ impl Drop for Attempt {
     }
 }
 
-/// The last address of `X-Forwarded-For`: the one the proxy in front of us appended (earlier
-/// ones are whatever the client claimed).
-pub fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .next_back()
-}
-
-/// The client's address (see the module header); unspecified when served without connection
-/// info (in-process tests).
-pub struct ClientIp(pub IpAddr);
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        if s.trust_forwarded_for
-            && let Some(ip) = forwarded_for(&parts.headers)
-        {
-            return Ok(Self(ip));
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        Ok(Self(peer))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -544,15 +325,5 @@ mod tests {
             drop(l.attempt_at(ip, Some("z@x.org"), later).unwrap());
         }
         assert_eq!(l.tracked(), (25, 0), "only the 25 new clients are held");
-    }
-
-    #[test]
-    fn the_proxys_address_is_the_last_forwarded_one() {
-        let mut h = HeaderMap::new();
-        h.append("x-forwarded-for", "1.2.3.4, 10.0.0.1".parse().unwrap());
-        assert_eq!(forwarded_for(&h), Some(A));
-        h.append("x-forwarded-for", "garbage, 10.0.0.2".parse().unwrap());
-        assert_eq!(forwarded_for(&h), Some(B));
-        assert_eq!(forwarded_for(&HeaderMap::new()), None);
     }
 }

@@ -2,7 +2,7 @@
 //! included, which is why it is a layer of the whole stack, not of the API's router):
 //! `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` on the routes that answer
 //! with personal data (accounts, sessions and their tokens, the caller's own ratings and picks).
-//! The catalogue stays cacheable as before.
+//! The catalogue stays cacheable.
 
 use std::{
     future::Future,
@@ -11,6 +11,8 @@ use std::{
 };
 
 use axum::http::{HeaderValue, header};
+
+use crate::error::is_api_path;
 
 /// What a path's answers get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +30,7 @@ const PERSONAL: [&str; 3] = ["/api/v1/users", "/api/v1/sessions", "/api/v1/me"];
 
 impl Kind {
     fn of(path: &str) -> Self {
-        if !super::is_api_path(path) {
+        if !is_api_path(path) {
             return Self::Other;
         }
         let personal = PERSONAL.iter().any(|prefix| {
