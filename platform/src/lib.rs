@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod database;
 pub mod deadline;

@@ -29,7 +29,7 @@ use std::{
 
 use catalog::Digest;
 use futures_util::StreamExt;
-use platform::metrics::Metrics;
+use platform::{backoff::Backoff, metrics::Metrics};
 use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge};
 use tokio::sync::{Notify, broadcast, watch};
 
@@ -248,7 +248,7 @@ impl Follower {
         let Some((catalog, limits)) = self.model.get() else {
             unreachable!("run() sets the model before the first load");
         };
-        let mut delay = Duration::from_millis(100);
+        let mut failures = 0u32;
         loop {
             let started = Instant::now();
             let recommender = Recommender::with_limits(catalog.clone(), *limits);
@@ -277,8 +277,8 @@ impl Follower {
                 }
                 Err(error) => {
                     tracing::warn!(%error, reason, "loading ratings failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    failures = failures.saturating_add(1);
+                    tokio::time::sleep(BACKOFF.step(failures)).await;
                 }
             }
         }
@@ -308,7 +308,9 @@ impl Follower {
             let wait = if failures == 0 {
                 self.settings.poll_every
             } else {
-                backoff(failures).min(self.settings.poll_every.max(Duration::from_secs(1)))
+                BACKOFF
+                    .step(failures)
+                    .min(self.settings.poll_every.max(Duration::from_secs(1)))
             };
             tokio::select! {
                 _ = self.nudge.notified() => {}
@@ -479,11 +481,11 @@ pub async fn rebuild_digest(
 }
 
 /// 100 ms doubling per failure, to 5 s.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100)
-        .saturating_mul(1 << (failures.clamp(1, 7) - 1))
-        .min(Duration::from_secs(5))
-}
+const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(5),
+    floor: Duration::ZERO,
+};
 
 /// Wakes `follower` at every PostgreSQL commit that logged a change, and after every
 /// (re)connection of the listening session (named `application_name` in `pg_stat_activity`).
@@ -530,7 +532,7 @@ pub async fn listen(url: String, application_name: &'static str, follower: Arc<F
         }
         failures = failures.saturating_add(1);
         follower.nudge();
-        tokio::time::sleep(backoff(failures)).await;
+        tokio::time::sleep(BACKOFF.step(failures)).await;
     }
 }
 
@@ -566,8 +568,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_five_seconds() {
-        assert_eq!(backoff(1), Duration::from_millis(100));
-        assert_eq!(backoff(2), Duration::from_millis(200));
-        assert_eq!(backoff(30), Duration::from_secs(5));
+        assert_eq!(BACKOFF.step(1), Duration::from_millis(100));
+        assert_eq!(BACKOFF.step(2), Duration::from_millis(200));
+        assert_eq!(BACKOFF.step(30), Duration::from_secs(5));
     }
 }

@@ -29,7 +29,7 @@ use prometheus::IntCounterVec;
 use tonic::body::Body;
 use tower::{Service, ServiceExt};
 
-use super::discovery::{Replicas, backoff};
+use super::discovery::{BACKOFF, Replicas};
 
 /// Most attempts of one idempotent read (the first and two retries).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -262,7 +262,7 @@ where
                         .inc();
                     return outcome;
                 }
-                let pause = backoff(attempt);
+                let pause = BACKOFF.jittered(attempt);
                 if let Some(l) = left
                     && pause >= l
                 {
