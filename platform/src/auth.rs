@@ -485,17 +485,13 @@ impl AuthInterceptor {
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let Some(value) = req.metadata().get("authorization") else {
+        let Some(value) = req.metadata().get(crate::bearer::AUTHORIZATION) else {
             return Ok(req);
         };
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(crate::bearer::token_of)
             .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
         let claims = self
             .keys

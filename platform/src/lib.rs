@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backoff;
+pub mod bearer;
 pub mod config;
 pub mod database;
 pub mod deadline;

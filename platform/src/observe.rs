@@ -22,7 +22,10 @@ use std::{
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use crate::metrics::{Side, grpc_status};
+use crate::{
+    deadline::Deadline,
+    metrics::{Side, grpc_status},
+};
 
 /// Something told about every gRPC call passing one [`Observe`] layer.
 pub trait Observer: Clone {
@@ -191,7 +194,7 @@ where
             };
         }
         let deadline = match self.side {
-            Side::Server => crate::deadline::call_budget(req.headers(), None)
+            Side::Server => crate::deadline::call_budget(Deadline::of(&mut req), None)
                 .and_then(|b| Instant::now().checked_add(b)),
             Side::Client => None,
         };

@@ -7,7 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use platform::auth::{TokenSigner, USERS_SERVICE};
-use platform::backoff::Backoff;
+use platform::{backoff::Backoff, bearer::Bearer};
 use protos::recommendations::v1::{
     DeleteUserRatingsRequest, RevokeSessionRequest,
     recommendations_service_client::RecommendationsServiceClient,
@@ -121,8 +121,8 @@ impl Outbox {
         let mut request = tonic::Request::new(message);
         request.set_timeout(Duration::from_secs(5));
         let (token, _) = self.key.issue(USERS_SERVICE, Duration::from_secs(60));
-        if let Ok(value) = format!("Bearer {token}").parse() {
-            request.metadata_mut().insert("authorization", value);
+        if let Some(bearer) = Bearer::parse(&token) {
+            bearer.insert_into(request.metadata_mut());
         }
         request
     }

@@ -24,7 +24,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use platform::deadline::{encode_grpc_timeout, parse_grpc_timeout};
+use platform::deadline::{Deadline, client::restate};
 use prometheus::IntCounterVec;
 use tonic::body::Body;
 use tower::{Service, ServiceExt};
@@ -184,17 +184,12 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let mut inner = self.inner.clone();
         let policy = self.policy.clone();
+        // The client put the call's deadline in the extensions when it stated it.
+        let deadline = Deadline::of(&mut req);
         Box::pin(async move {
-            let started = Instant::now();
-            let deadline = req
-                .headers()
-                .get("grpc-timeout")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_grpc_timeout)
-                .map(|t| started + t);
             policy.budget.deposit();
             if !is_idempotent(platform::observe::split_grpc_path(req.uri().path()).1) {
                 // A write is sent once, as the caller made it: nothing is kept.
@@ -237,11 +232,10 @@ where
                 };
                 // The header tells the server what is left; rewritten once time has gone by
                 // (a retry after its backoff), not for the microseconds before a first send.
-                if let Some(l) = left
-                    && started.elapsed() >= RESTATE_AFTER
-                    && let Ok(v) = encode_grpc_timeout(l).parse()
+                if let Some((l, d)) = left.zip(deadline)
+                    && d.started().elapsed() >= RESTATE_AFTER
                 {
-                    req.headers_mut().insert("grpc-timeout", v);
+                    restate(req.headers_mut(), l);
                 }
                 // The same handle for every attempt: a clone of the channel allocates.
                 let outcome = attempt_once(&mut inner, req, &policy, left).await;
@@ -285,10 +279,10 @@ where
 }
 
 /// The time left before `deadline` (`None`: no deadline), or [`Expired`] when none is.
-fn time_left(deadline: Option<Instant>) -> Result<Option<Duration>, Expired> {
-    match deadline.map(|d| d.checked_duration_since(Instant::now())) {
+fn time_left(deadline: Option<Deadline>) -> Result<Option<Duration>, Expired> {
+    match deadline.map(|d| d.left()) {
         None => Ok(None),
-        Some(Some(l)) if !l.is_zero() => Ok(Some(l)),
+        Some(l) if !l.is_zero() => Ok(Some(l)),
         Some(_) => Err(Expired),
     }
 }
@@ -351,6 +345,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::deadline::parse_grpc_timeout;
 
     #[test]
     fn the_budget_allows_its_floor_and_a_share_of_the_calls() {
