@@ -504,7 +504,7 @@ pub fn with_middleware(
             config.body_limit_bytes,
         ))
         // Load shedding: beyond the concurrency limit, answer 503 at once instead of queueing.
-        .layer(shed::ShedLayer::new(config.serve.concurrency_limit, shed))
+        .layer(shed::layer(config.serve.concurrency_limit, shed))
         // Innermost: the body limit the extractors read.
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
     routes

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod observe;
 pub mod page_token;
 pub mod revocation;
+pub mod shed;
 pub mod shutdown;
 pub mod telemetry;
 

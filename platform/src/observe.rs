@@ -41,7 +41,7 @@ pub trait Observer: Clone {
     /// The call ended with this status code; called exactly once per started call.
     fn end(&self, call: Self::Call, code: i32);
     /// Instead of [`Observer::end`], for a call the server's concurrency limit refused
-    /// ([`crate::grpc::ShedRefusal`]): by default its end with RESOURCE_EXHAUSTED.
+    /// ([`crate::shed::ShedRefusal`]): by default its end with RESOURCE_EXHAUSTED.
     fn shed(&self, call: Self::Call) {
         self.end(call, RESOURCE_EXHAUSTED);
     }
@@ -285,7 +285,7 @@ where
                     Some((Some(_), w))
                         if resp
                             .extensions()
-                            .get::<crate::grpc::ShedRefusal>()
+                            .get::<crate::shed::ShedRefusal>()
                             .is_some() =>
                     {
                         w.shed();
@@ -468,7 +468,7 @@ mod tests {
             .header("grpc-status", "8")
             .body(http_body_util::Full::<bytes::Bytes>::default())
             .unwrap();
-        answer.extensions_mut().insert(crate::grpc::ShedRefusal);
+        answer.extensions_mut().insert(crate::shed::ShedRefusal);
         let (log, aware) = (Log::default(), ShedAware::default());
         let svc = tower::service_fn(move |_req: http::Request<String>| {
             let answer = answer.clone();
