@@ -18,11 +18,10 @@ use crate::{
     deadline::DeadlineLayer,
     faults::{FaultLayer, Faults},
     health::Health,
-    metrics::{Metrics, RpcMetrics, Side},
-    observe::Observe,
+    metrics::{Metrics, Side},
+    observe::{Observe, RpcAccessLog, RpcMetrics, RpcSpan},
     shed::{self, ShedLayer},
     shutdown::Drain,
-    telemetry::{RpcAccessLog, RpcSpan},
 };
 
 /// Why a server stopped with an error.

@@ -11,6 +11,7 @@ pub mod database;
 pub mod deadline;
 pub mod faults;
 pub mod grpc;
+pub mod grpc_path;
 pub mod health;
 pub mod http_metrics;
 pub mod listen;

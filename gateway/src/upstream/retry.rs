@@ -191,7 +191,7 @@ where
         let deadline = Deadline::of(&mut req);
         Box::pin(async move {
             policy.budget.deposit();
-            if !is_idempotent(platform::observe::split_grpc_path(req.uri().path()).1) {
+            if !is_idempotent(platform::grpc_path::split_grpc_path(req.uri().path()).1) {
                 // A write is sent once, as the caller made it: nothing is kept.
                 return match time_left(deadline) {
                     Ok(left) => attempt_once(&mut inner, req, &policy, left).await,
@@ -209,7 +209,7 @@ where
                 parts.uri.clone(),
                 parts.headers.clone(),
             );
-            let rpc = || platform::observe::split_grpc_path(uri.path()).1;
+            let rpc = || platform::grpc_path::split_grpc_path(uri.path()).1;
             let mut first = Some(parts);
             let mut attempt = 0u32;
             loop {
