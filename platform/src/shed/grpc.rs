@@ -137,3 +137,53 @@ impl<B: http_body::Body> http_body::Body for PermitBody<B> {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::shed::ShedLayer;
+
+    fn request(path: &str) -> http::Request<()> {
+        http::Request::builder().uri(path).body(()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_call_beyond_its_pool_is_refused_with_a_pushback_until_a_body_ends() {
+        let answer = tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, Infallible>(http::Response::new(
+                http_body_util::Full::<bytes::Bytes>::default(),
+            ))
+        });
+        let streaming = Arc::new(HashSet::from(["/pkg.Svc/Watch".to_owned()]));
+        let shed = prometheus::IntCounter::new("shed_total", "shed").unwrap();
+        let svc = ShedLayer::new(Grpc::new(1, 1, streaming), shed.clone()).layer(answer);
+
+        // The first call's body has not ended: it still holds the one unary permit.
+        let first = svc.clone().oneshot(request("/pkg.Svc/Get")).await.unwrap();
+        let refused = svc.clone().oneshot(request("/pkg.Svc/Get")).await.unwrap();
+        assert_eq!(crate::metrics::grpc_status(refused.headers()), Some(8));
+        assert_eq!(refused.headers()["grpc-retry-pushback-ms"], "100");
+        assert!(refused.extensions().get::<ShedRefusal>().is_some());
+        assert_eq!(shed.get(), 1);
+
+        // Streams and health watches draw from pools of their own.
+        for path in ["/pkg.Svc/Watch", HEALTH_WATCH] {
+            let admitted = svc.clone().oneshot(request(path)).await.unwrap();
+            assert_eq!(
+                crate::metrics::grpc_status(admitted.headers()),
+                None,
+                "{path}"
+            );
+        }
+
+        // Its body gone, the first call's permit is free again.
+        drop(first);
+        let again = svc.clone().oneshot(request("/pkg.Svc/Get")).await.unwrap();
+        assert_eq!(crate::metrics::grpc_status(again.headers()), None);
+        assert_eq!(shed.get(), 1);
+    }
+}
