@@ -89,11 +89,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiAuth {
         value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .and_then(Bearer::parse)
+            .and_then(Bearer::from_authorization)
             .map(|b| Self(Some(b)))
             .ok_or_else(|| {
                 ApiError::new(

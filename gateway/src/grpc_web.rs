@@ -22,10 +22,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use http_body_util::BodyExt;
 use platform::{
-    deadline::{DeadlineLayer, encode_grpc_timeout, parse_grpc_timeout},
-    metrics::{Metrics, RpcMetrics, Side, grpc_status},
-    observe::Observe,
-    telemetry::{RpcAccessLog, RpcSpan},
+    deadline::{Deadline, DeadlineLayer, client::restate},
+    metrics::{Metrics, Side, grpc_status},
+    observe::{Observe, RpcAccessLog, RpcMetrics, RpcSpan},
 };
 use prost::Message;
 use protos::users::v1::{SignInRequest, UpdateUserRequest};
@@ -260,14 +259,16 @@ pub fn is_grpc_web_path(path: &str) -> bool {
 }
 
 impl Forward {
-    async fn call(&self, req: http::Request<Body>) -> Result<http::Response<Body>, Status> {
+    async fn call(&self, mut req: http::Request<Body>) -> Result<http::Response<Body>, Status> {
+        let caller = Deadline::of(&mut req);
         let path = req.uri().path();
         let method = PUBLIC.iter().find(|m| m.path == path).ok_or_else(|| {
             Status::unimplemented(format!("{path} is not offered through the gateway"))
         })?;
         let client = self.client(&req);
         let (parts, body) = req.into_parts();
-        let headers = self.upstream_headers(&parts.headers, method.guard)?;
+        let deadline = self.deadline(caller, method.guard);
+        let headers = self.upstream_headers(&parts.headers, deadline)?;
         let slot = match method.guard {
             Guard::Feed => Some(
                 self.state
@@ -298,6 +299,9 @@ impl Forward {
         *upstream_req.uri_mut() = parts.uri;
         *upstream_req.version_mut() = http::Version::HTTP_2;
         *upstream_req.headers_mut() = headers;
+        if let Some(d) = deadline {
+            upstream_req.extensions_mut().insert(d);
+        }
         let channel = self.upstreams[method.upstream as usize].clone();
         let response = channel
             .oneshot(upstream_req)
@@ -318,6 +322,18 @@ impl Forward {
         })
     }
 
+    /// The call's deadline by its guard: the caller's (`grpc-timeout`, read once per call), and
+    /// for anything but a feed, which lasts as long as its caller wants, never beyond the
+    /// gateway's request budget.
+    fn deadline(&self, caller: Option<Deadline>, guard: Guard) -> Option<Deadline> {
+        let budget = Deadline::after(self.state.request_timeout);
+        match (guard, caller) {
+            (Guard::Feed, caller) => caller,
+            (_, Some(caller)) if caller.left() < budget.left() => Some(caller),
+            _ => Some(budget),
+        }
+    }
+
     /// The client's address, as the REST API's budgets take it.
     fn client(&self, req: &http::Request<Body>) -> IpAddr {
         client_addr::of_request(
@@ -329,34 +345,25 @@ impl Forward {
 
     /// What the service is sent: the gRPC headers, the time left and the caller's token; nothing
     /// else of the browser's request (cookies stay at the gateway).
-    fn upstream_headers(&self, from: &HeaderMap, guard: Guard) -> Result<HeaderMap, Status> {
+    fn upstream_headers(
+        &self,
+        from: &HeaderMap,
+        deadline: Option<Deadline>,
+    ) -> Result<HeaderMap, Status> {
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/grpc"),
         );
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        let asked = from
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        // A feed lasts as long as its caller wants; any other call at most the request budget.
-        let timeout = match (asked, guard) {
-            (asked, Guard::Feed) => asked,
-            (Some(asked), _) => Some(asked.min(self.state.request_timeout)),
-            (None, _) => Some(self.state.request_timeout),
-        };
-        if let Some(t) = timeout
-            && let Ok(v) = HeaderValue::from_str(&encode_grpc_timeout(t))
-        {
-            headers.insert("grpc-timeout", v);
+        if let Some(d) = deadline {
+            restate(&mut headers, d.left());
         }
         if let Some(auth) = from.get(header::AUTHORIZATION) {
             let token = auth
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .and_then(Bearer::parse)
+                .and_then(Bearer::from_authorization)
                 .ok_or_else(|| {
                     Status::unauthenticated("the authorization header is not `Bearer <token>`")
                 })?;

@@ -92,7 +92,10 @@ pub fn with_middleware(
 }
 
 /// The shed layer at `limit` requests at once, with its metrics.
-fn shed_layer(metrics: &Metrics, limit: usize) -> shed::ShedLayer {
+fn shed_layer(
+    metrics: &Metrics,
+    limit: usize,
+) -> platform::shed::ShedLayer<platform::shed::Http<axum::body::Body>> {
     let shed = metrics
         .counter_vec(
             "http_requests_shed_total",
@@ -106,7 +109,7 @@ fn shed_layer(metrics: &Metrics, limit: usize) -> shed::ShedLayer {
             "Requests the gateway handles at once before shedding (saturation = in_flight / limit).",
         )
         .set(limit as i64);
-    shed::ShedLayer::new(limit, shed)
+    shed::layer(limit, shed)
 }
 
 /// 405 for a route that exists with other methods (the router adds `Allow`).

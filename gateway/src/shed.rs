@@ -1,146 +1,35 @@
-//! Load shedding: at most `limit` requests at once; beyond that a request is answered 503 at once
-//! (with `Retry-After`), never queued. One layer holding a semaphore permit per admitted request,
-//! where tower's `GlobalConcurrencyLimit` + `LoadShed` + axum's `HandleError` cloned the inner
-//! service, boxed a future and went through an error type on every request. A shed request is
-//! counted and gets no access-log line of its own: one WARN line per [`SHED_LOG_EVERY`] at most
-//! says how many were shed since the last, so a flood cannot flood the logs.
-
-use std::{
-    convert::Infallible,
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
-};
+//! The gateway's load shedding: at most `limit` requests at once; beyond that a request is
+//! answered 503 at once (with `Retry-After`), never queued. The layer is
+//! [`platform::shed::ShedLayer`], the one the services run; the gateway gives it its refusal.
 
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use platform::telemetry::LogThrottle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use platform::shed::{Http, ShedLayer};
+
+pub use platform::shed::ShedRefusal;
 
 use crate::error::ApiError;
 
-/// At most one shed line per this interval.
-pub const SHED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Marks a response as a shed request's refusal (an extension), so the access log leaves it to
-/// the throttled shed line.
-#[derive(Debug, Clone, Copy)]
-pub struct ShedRefusal;
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct ShedLayer {
-    limit: usize,
-    permits: Arc<Semaphore>,
-    shed: prometheus::IntCounter,
-    log: Arc<LogThrottle>,
+/// At most `limit` requests at once; each one refused counts in `shed`.
+pub fn layer(limit: usize, shed: prometheus::IntCounter) -> ShedLayer<Http<axum::body::Body>> {
+    ShedLayer::new(Http::new(limit, refusal), shed)
 }
 
-impl ShedLayer {
-    /// At most `limit` requests at once; each one refused counts in `shed`.
-    pub fn new(limit: usize, shed: prometheus::IntCounter) -> Self {
-        Self {
-            limit,
-            permits: Arc::new(Semaphore::new(limit)),
-            shed,
-            log: Arc::new(LogThrottle::new(SHED_LOG_EVERY)),
-        }
-    }
-
-    fn refused(&self) {
-        self.shed.inc();
-        if let Some(shed) = self.log.hit() {
-            tracing::warn!(
-                limit = self.limit,
-                shed,
-                every_secs = self.log.every().as_secs(),
-                "requests shed at the concurrency limit (count since the last such line)"
-            );
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for ShedLayer {
-    type Service = Shed<S>;
-    fn layer(&self, inner: S) -> Shed<S> {
-        Shed {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Shed<S> {
-    inner: S,
-    layer: ShedLayer,
-}
-
-impl<S, R> tower::Service<R> for Shed<S>
-where
-    S: tower::Service<R, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = ShedFuture<S::Future>;
-
-    // Readiness is the inner service's (axum's routes are always ready); the limit is applied
-    // in `call`, so a request beyond it is answered, not held back.
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: R) -> Self::Future {
-        match self.layer.permits.clone().try_acquire_owned() {
-            Ok(permit) => ShedFuture {
-                inner: Some(self.inner.call(req)),
-                permit: Some(permit),
-            },
-            Err(_) => {
-                self.layer.refused();
-                ShedFuture {
-                    inner: None,
-                    permit: None,
-                }
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The inner service's answer (the permit held until it is ready), or the refusal.
-    pub struct ShedFuture<F> {
-        #[pin]
-        inner: Option<F>,
-        permit: Option<OwnedSemaphorePermit>,
-    }
-}
-
-impl<F: Future<Output = Result<Response, Infallible>>> Future for ShedFuture<F> {
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(inner) = this.inner.as_pin_mut() else {
-            let mut refusal = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the gateway is at its concurrency limit; retry with backoff",
-            )
-            .into_response();
-            refusal.extensions_mut().insert(ShedRefusal);
-            return Poll::Ready(Ok(refusal));
-        };
-        let answer = ready!(inner.poll(cx));
-        this.permit.take();
-        Poll::Ready(answer)
-    }
+/// The answer to a shed request: a problem document, as every error of the gateway's.
+fn refusal() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the gateway is at its concurrency limit; retry with backoff",
+    )
+    .into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
     use tower::{Layer, Service, ServiceExt};
 
     use super::*;
@@ -156,7 +45,7 @@ mod tests {
             }
         });
         let shed = prometheus::IntCounter::new("shed_total", "shed").unwrap();
-        let svc = ShedLayer::new(2, shed.clone()).layer(slow);
+        let svc = layer(2, shed.clone()).layer(slow);
         // A permit is taken when a request is admitted and held until its answer is ready.
         let mut held = Vec::new();
         for _ in 0..2 {
@@ -194,7 +83,7 @@ mod tests {
         let never =
             tower::service_fn(|_: ()| std::future::pending::<Result<Response, Infallible>>());
         let shed = prometheus::IntCounter::new("shed_total", "shed").unwrap();
-        let mut svc = ShedLayer::new(1, shed.clone()).layer(never);
+        let mut svc = layer(1, shed.clone()).layer(never);
         let admitted = svc.ready().await.unwrap().call(());
         let refused = svc.ready().await.unwrap().call(()).await.unwrap();
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);

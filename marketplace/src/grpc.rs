@@ -66,7 +66,7 @@ fn not_found(id: i64) -> Status {
     Status::not_found(format!("book {id} not found"))
 }
 
-// Each call already has its `grpc.server` span (platform::telemetry::RpcSpan); a handler's own
+// Each call already has its `grpc.server` span (platform::observe::RpcSpan); a handler's own
 // span, with its argument, is a second span per call for an in-memory lookup (5% of the
 // marketplace's instructions per GetBook under callgrind), so it is kept for `RUST_LOG=debug`.
 #[tonic::async_trait]

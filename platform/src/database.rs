@@ -10,7 +10,7 @@ use sqlx::{
     migrate::{Migration, MigrationType, Migrator},
 };
 
-use crate::health::Health;
+use crate::{backoff::Backoff, health::Health};
 
 /// A URL safe to log: the password, if any, replaced by `***`.
 pub fn redact(url: &str) -> String {
@@ -114,7 +114,12 @@ pub async fn connect(
 /// Connects and migrates, retrying with exponential backoff (100 ms doubling to 5 s) until it
 /// works: the database may start after the service.
 pub async fn connect_with_retry(url: &str, max_connections: u32, migrator: &Migrator) -> AnyPool {
-    let mut delay = Duration::from_millis(100);
+    const BACKOFF: Backoff = Backoff {
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(5),
+        floor: Duration::ZERO,
+    };
+    let mut failures = 0u32;
     loop {
         match connect(url, max_connections, migrator).await {
             Ok(pool) => {
@@ -122,9 +127,10 @@ pub async fn connect_with_retry(url: &str, max_connections: u32, migrator: &Migr
                 return pool;
             }
             Err(error) => {
+                failures = failures.saturating_add(1);
+                let delay = BACKOFF.step(failures);
                 tracing::warn!(database = %redact(url), %error, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

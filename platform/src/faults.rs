@@ -25,7 +25,7 @@ use prometheus::IntCounterVec;
 use serde::{Deserialize, Serialize};
 use tower::{Layer, Service};
 
-use crate::{health::Health, observe::split_grpc_path};
+use crate::{grpc_path::split_grpc_path, health::Health};
 
 /// One fault rule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -2,26 +2,15 @@
 //! tracing layer, a concurrency limit that sheds excess calls, request timeouts, the admin port,
 //! and a graceful, bounded drain on shutdown.
 
-use std::{
-    collections::HashSet,
-    convert::Infallible,
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{collections::HashSet, convert::Infallible, future::Future, sync::Arc};
 
-use prometheus::IntCounter;
-use tokio::{
-    net::TcpListener,
-    sync::{OwnedSemaphorePermit, Semaphore, watch},
-};
+use tokio::{net::TcpListener, sync::watch};
 use tonic::{
     body::Body,
     server::NamedService,
     transport::{Server, server::TcpIncoming},
 };
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder};
 
 use crate::{
     admin,
@@ -29,10 +18,10 @@ use crate::{
     deadline::DeadlineLayer,
     faults::{FaultLayer, Faults},
     health::Health,
-    metrics::{Metrics, RpcMetrics, Side},
-    observe::Observe,
+    metrics::{Metrics, Side},
+    observe::{Observe, RpcAccessLog, RpcMetrics, RpcSpan},
+    shed::{self, ShedLayer},
     shutdown::Drain,
-    telemetry::{LogThrottle, RpcAccessLog, RpcSpan},
 };
 
 /// Why a server stopped with an error.
@@ -165,9 +154,7 @@ impl Kit {
             // Concurrency limits: calls beyond them are shed at once instead of queueing; a
             // call holds its permit until its response ends, streams from their own pool.
             .layer(ShedLayer::new(
-                opts.concurrency_limit,
-                opts.stream_limit,
-                streaming,
+                shed::Grpc::new(opts.concurrency_limit, opts.stream_limit, streaming),
                 shed.with_label_values(&[name]),
             ))
             // Drills: injected latency counts against the deadline and the limits, injected errors are seen
@@ -272,236 +259,4 @@ pub fn streaming_methods(descriptor_sets: &[&[u8]]) -> Arc<HashSet<String>> {
         }
     }
     Arc::new(out)
-}
-
-/// Limits the calls in progress; a call beyond the limit is answered RESOURCE_EXHAUSTED at once
-/// (load shedding) rather than queued behind the others. A call holds its permit until its
-/// response body ends, so a slow download or an open stream still counts. Streaming methods draw
-/// from a pool of their own, so long-lived streams cannot starve unary calls (nor the reverse),
-/// and health watches (the gateways' balancers) from a third, so no number of live feeds can
-/// keep a gateway from learning that a replica is up.
-///
-/// A shed call is counted (`grpc_server_shed_total`) and gets no access-log line of its own:
-/// each pool writes one WARN line per [`SHED_LOG_EVERY`] at most, saying how many it shed since
-/// the last, so a flood cannot flood the logs.
-#[derive(Clone)]
-pub struct ShedLayer {
-    calls: Pool,
-    streams: Pool,
-    health_watches: Pool,
-    streaming: Arc<HashSet<String>>,
-    shed: IntCounter,
-}
-
-/// One pool of permits, and its throttled shed log.
-#[derive(Clone)]
-struct Pool {
-    name: &'static str,
-    limit: usize,
-    permits: Arc<Semaphore>,
-    log: Arc<LogThrottle>,
-}
-
-impl Pool {
-    fn new(name: &'static str, limit: usize) -> Self {
-        let limit = limit.max(1);
-        Self {
-            name,
-            limit,
-            permits: Arc::new(Semaphore::new(limit)),
-            log: Arc::new(LogThrottle::new(SHED_LOG_EVERY)),
-        }
-    }
-
-    /// A call refused: the line, when one is due.
-    fn log_shed(&self) {
-        if let Some(shed) = self.log.hit() {
-            tracing::warn!(
-                pool = self.name,
-                limit = self.limit,
-                shed,
-                every_secs = self.log.every().as_secs(),
-                "gRPC calls shed at the concurrency limit (count since the last such line)"
-            );
-        }
-    }
-}
-
-/// At most one shed line per pool per this interval.
-pub const SHED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Marks the refusal of a shed call (a response extension), so the access log leaves it to the
-/// throttled shed line.
-#[derive(Debug, Clone, Copy)]
-pub struct ShedRefusal;
-
-impl ShedLayer {
-    pub fn new(
-        call_limit: usize,
-        stream_limit: usize,
-        streaming: Arc<HashSet<String>>,
-        shed: IntCounter,
-    ) -> Self {
-        Self {
-            calls: Pool::new("calls", call_limit),
-            streams: Pool::new("streams", stream_limit),
-            health_watches: Pool::new("health_watches", HEALTH_WATCHES),
-            streaming,
-            shed,
-        }
-    }
-}
-
-impl<S> Layer<S> for ShedLayer {
-    type Service = ShedService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ShedService {
-            inner,
-            limits: self.clone(),
-        }
-    }
-}
-
-/// See [`ShedLayer`].
-#[derive(Clone)]
-pub struct ShedService<S> {
-    inner: S,
-    limits: ShedLayer,
-}
-
-/// How long a shed caller is asked to wait before trying again (gRFC A6 server pushback).
-pub const SHED_PUSHBACK_MS: u64 = 100;
-
-/// `grpc.health.v1.Health/Watch` streams held at once, apart from STREAM_LIMIT: one per
-/// gateway replica (and per health-checking client), so a few hundred is ample.
-pub const HEALTH_WATCHES: usize = 256;
-const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
-
-impl<S, ReqB, ResB> Service<http::Request<ReqB>> for ShedService<S>
-where
-    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
-    ResB: Default,
-{
-    type Response = http::Response<PermitBody<ResB>>;
-    type Error = S::Error;
-    type Future = ShedFuture<S::Future, ResB>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let path = req.uri().path();
-        let pool = if path == HEALTH_WATCH {
-            &self.limits.health_watches
-        } else if self.limits.streaming.contains(path) {
-            &self.limits.streams
-        } else {
-            &self.limits.calls
-        };
-        match pool.permits.clone().try_acquire_owned() {
-            Ok(permit) => ShedFuture::Admitted {
-                inner: self.inner.call(req),
-                permit: Some(permit),
-            },
-            Err(_) => {
-                self.limits.shed.inc();
-                pool.log_shed();
-                let mut resp: http::Response<ResB> = tonic::Status::resource_exhausted(
-                    "the server is at its concurrency limit; retry with backoff",
-                )
-                .into_http();
-                resp.headers_mut().insert(
-                    "grpc-retry-pushback-ms",
-                    http::HeaderValue::from(SHED_PUSHBACK_MS),
-                );
-                resp.extensions_mut().insert(ShedRefusal);
-                ShedFuture::Shed {
-                    refusal: Some(resp),
-                }
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Response future of [`ShedService`]: an admitted call holding its permit, or the refusal.
-    #[project = ShedProjection]
-    pub enum ShedFuture<F, ResB> {
-        Admitted {
-            #[pin]
-            inner: F,
-            permit: Option<OwnedSemaphorePermit>,
-        },
-        Shed {
-            refusal: Option<http::Response<ResB>>,
-        },
-    }
-}
-
-impl<F, ResB, E> Future for ShedFuture<F, ResB>
-where
-    F: Future<Output = Result<http::Response<ResB>, E>>,
-{
-    type Output = Result<http::Response<PermitBody<ResB>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (resp, permit) = match self.project() {
-            ShedProjection::Admitted { inner, permit } => {
-                (std::task::ready!(inner.poll(cx))?, permit.take())
-            }
-            ShedProjection::Shed { refusal } => (
-                refusal.take().expect("ShedFuture polled after completion"),
-                None,
-            ),
-        };
-        Poll::Ready(Ok(resp.map(|inner| PermitBody { inner, permit })))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that gives its concurrency permit back when it ends (or is dropped).
-    pub struct PermitBody<B> {
-        #[pin]
-        inner: B,
-        permit: Option<OwnedSemaphorePermit>,
-    }
-}
-
-impl<B: Default> Default for PermitBody<B> {
-    fn default() -> Self {
-        Self {
-            inner: B::default(),
-            permit: None,
-        }
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for PermitBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = std::task::ready!(this.inner.poll_frame(cx));
-        let ended = match &frame {
-            None | Some(Err(_)) => true,
-            Some(Ok(f)) => f.is_trailers(),
-        };
-        if ended {
-            this.permit.take();
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }

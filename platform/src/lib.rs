@@ -4,11 +4,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backoff;
+pub mod bearer;
 pub mod config;
 pub mod database;
 pub mod deadline;
 pub mod faults;
 pub mod grpc;
+pub mod grpc_path;
 pub mod health;
 pub mod http_metrics;
 pub mod listen;
@@ -16,6 +19,7 @@ pub mod metrics;
 pub mod observe;
 pub mod page_token;
 pub mod revocation;
+pub mod shed;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -7,6 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use platform::auth::{TokenSigner, USERS_SERVICE};
+use platform::{backoff::Backoff, bearer::Bearer};
 use protos::recommendations::v1::{
     DeleteUserRatingsRequest, RevokeSessionRequest,
     recommendations_service_client::RecommendationsServiceClient,
@@ -21,10 +22,20 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// First wait after a failure; doubles with each further one.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
-/// Wait before attempt number `attempts + 1`.
+/// An entry's schedule is stored, so it is kept as it is (no jitter).
+const BACKOFF: Backoff = Backoff {
+    base: FIRST_BACKOFF,
+    cap: MAX_BACKOFF,
+    floor: Duration::ZERO,
+};
+
+/// Wait before attempt number `attempts + 1` (`attempts` failed so far, as stored).
 pub fn backoff(attempts: i64) -> Duration {
-    let doubled = FIRST_BACKOFF.saturating_mul(1u32 << attempts.clamp(0, 16) as u32);
-    doubled.min(MAX_BACKOFF)
+    BACKOFF.step(
+        u32::try_from(attempts.max(0))
+            .unwrap_or(u32::MAX)
+            .saturating_add(1),
+    )
 }
 
 /// The delivering side of the outbox.
@@ -110,8 +121,8 @@ impl Outbox {
         let mut request = tonic::Request::new(message);
         request.set_timeout(Duration::from_secs(5));
         let (token, _) = self.key.issue(USERS_SERVICE, Duration::from_secs(60));
-        if let Ok(value) = format!("Bearer {token}").parse() {
-            request.metadata_mut().insert("authorization", value);
+        if let Some(bearer) = Bearer::parse(&token) {
+            bearer.insert_into(request.metadata_mut());
         }
         request
     }

@@ -18,6 +18,7 @@ use std::{
     time::Duration,
 };
 
+use platform::backoff::Backoff;
 use prometheus::IntGaugeVec;
 use tokio::{sync::mpsc::Sender, task::JoinHandle};
 use tonic::transport::channel::Change;
@@ -334,15 +335,17 @@ async fn watch_replica(t: Arc<Tracker>, addr: SocketAddr, tls: Option<ClientTlsC
             return;
         }
         failures = failures.saturating_add(1);
-        tokio::time::sleep(backoff(failures)).await;
+        tokio::time::sleep(BACKOFF.jittered(failures)).await;
     }
 }
 
-/// Full-jitter exponential backoff: random in [0, min(50 ms * 2^(n-1), 2 s)], at least 20 ms.
-pub fn backoff(attempt: u32) -> Duration {
-    let cap_ms = (50u64 << attempt.saturating_sub(1).min(6)).min(2_000);
-    Duration::from_millis(20 + platform::random_below(cap_ms))
-}
+/// Between health watches of a replica and between retries of a read: 20 ms plus a random share
+/// of min(50 ms * 2^(n-1), 2 s).
+pub const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(50),
+    cap: Duration::from_secs(2),
+    floor: Duration::from_millis(20),
+};
 
 #[cfg(test)]
 mod tests {
@@ -351,9 +354,9 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         for _ in 0..50 {
-            assert!(backoff(1) <= Duration::from_millis(70));
-            assert!(backoff(30) <= Duration::from_millis(2_020));
-            assert!(backoff(30) >= Duration::from_millis(20));
+            assert!(BACKOFF.jittered(1) <= Duration::from_millis(70));
+            assert!(BACKOFF.jittered(30) <= Duration::from_millis(2_020));
+            assert!(BACKOFF.jittered(30) >= Duration::from_millis(20));
         }
     }
 }

@@ -10,11 +10,7 @@ pub mod recommendations;
 pub mod retry;
 pub mod users;
 
-use std::{
-    path::Path,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use platform::config::{Pem, TlsFileError, read_pem};
 use platform::metrics::Metrics;
@@ -24,12 +20,10 @@ use protos::{
     recommendations::v1::recommendations_service_client::RecommendationsServiceClient,
     users::v1::users_service_client::UsersServiceClient,
 };
-use tonic::{
-    Request, Status,
-    metadata::MetadataValue,
-    transport::{Certificate, Channel, ClientTlsConfig, Identity},
-};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tower::Layer;
+
+pub use platform::{bearer::Bearer, deadline::Deadline};
 
 pub use self::{
     client::Client, marketplace::Marketplace, recommendations::Recommendations, users::Users,
@@ -243,109 +237,5 @@ impl Upstreams {
             users: UsersServiceClient::new(users),
             replicas,
         })
-    }
-}
-
-/// A bearer token as the caller sent it, checked to be a legal header value.
-#[derive(Clone, Debug)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
-
-impl Bearer {
-    /// `None` for anything that cannot be a token (the services would refuse it anyway).
-    pub fn parse(token: &str) -> Option<Self> {
-        let token = token.trim();
-        if token.is_empty() || token.len() > 4096 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return None;
-        }
-        format!("Bearer {token}").parse().ok().map(Self)
-    }
-
-    /// The `authorization` header value (`Bearer <token>`).
-    pub fn header_value(&self) -> http::HeaderValue {
-        http::HeaderValue::from_bytes(self.0.as_encoded_bytes())
-            .expect("a parsed token is a legal header value")
-    }
-}
-
-/// The time left to answer one HTTP request; every upstream call gets what remains.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline(Instant);
-
-impl Deadline {
-    pub fn after(budget: Duration) -> Self {
-        Self(Instant::now() + budget)
-    }
-
-    /// The time left, or DEADLINE_EXCEEDED when none is.
-    pub fn remaining(&self) -> Result<Duration, Status> {
-        let left = self.0.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(Status::deadline_exceeded("the request ran out of time"))
-        } else {
-            Ok(left)
-        }
-    }
-
-    /// A gRPC request carrying the remaining time (`grpc-timeout`), never longer than `cap`
-    /// (optional page sections wait less), and the caller's token.
-    pub fn call_within<T>(
-        &self,
-        message: T,
-        auth: Option<&Bearer>,
-        cap: Duration,
-    ) -> Result<Request<T>, Status> {
-        let mut request = Request::new(message);
-        let left = self.remaining()?.min(cap);
-        // Whole milliseconds, rounded down: the header then repeats from call to call (a call
-        // made within the same millisecond of its request's budget), so HTTP/2 sends it as an
-        // index into its header table instead of encoding it anew, and the service decodes
-        // nothing. Under a millisecond it is sent as it is.
-        let whole_ms = Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
-        request.set_timeout(if whole_ms.is_zero() { left } else { whole_ms });
-        if let Some(token) = auth {
-            request
-                .metadata_mut()
-                .insert("authorization", token.0.clone());
-        }
-        Ok(request)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_with_spaces_or_control_characters_is_not_forwarded() {
-        assert!(Bearer::parse("abc.def").is_some());
-        assert!(Bearer::parse("abc def").is_none());
-        assert!(Bearer::parse("abc\ndef").is_none());
-        assert!(Bearer::parse("").is_none());
-    }
-
-    #[test]
-    fn each_call_carries_the_remaining_time_and_the_token() {
-        let d = Deadline::after(Duration::from_secs(2));
-        let r = d
-            .call_within((), Bearer::parse("t0k3n").as_ref(), Duration::MAX)
-            .unwrap();
-        assert_eq!(r.metadata().get("authorization").unwrap(), "Bearer t0k3n");
-        let timeout = r.metadata().get("grpc-timeout").unwrap().to_str().unwrap();
-        let sent = platform::deadline::parse_grpc_timeout(timeout).unwrap();
-        // Whole milliseconds, never more than what is left.
-        assert_eq!(sent.subsec_nanos() % 1_000_000, 0, "{timeout}");
-        assert!(
-            sent <= Duration::from_secs(2) && sent > Duration::from_millis(1900),
-            "{timeout}"
-        );
-    }
-
-    #[test]
-    fn a_spent_deadline_refuses_to_call() {
-        let d = Deadline::after(Duration::ZERO);
-        assert_eq!(
-            d.call_within((), None, Duration::MAX).unwrap_err().code(),
-            tonic::Code::DeadlineExceeded
-        );
     }
 }

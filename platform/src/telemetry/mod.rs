@@ -33,11 +33,7 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
-use crate::{
-    config::{LogFormat, TelemetryArgs},
-    metrics::Side,
-    observe::Observer,
-};
+use crate::config::{LogFormat, TelemetryArgs};
 
 /// Keeps telemetry alive; dropping it at the end of `main` flushes the spans still buffered.
 #[must_use = "telemetry stops when the guard is dropped"]
@@ -280,118 +276,6 @@ pub fn inject_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
     }
     let cx = span.context();
     global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
-}
-
-/// A span per gRPC call, named and attributed per the OpenTelemetry RPC conventions, continuing
-/// the caller's trace (server) or carrying it to the callee (client): an [`Observer`] for the
-/// [`crate::observe::Observe`] layer, the outermost one so the others log inside the span.
-#[derive(Clone, Copy)]
-pub struct RpcSpan(pub Side);
-
-impl Observer for RpcSpan {
-    type Call = tracing::Span;
-
-    fn start<B>(&self, service: &str, method: &str, req: &mut http::Request<B>) -> tracing::Span {
-        let span = match self.0 {
-            Side::Server => tracing::info_span!(
-                "grpc.server",
-                otel.name = %format_args!("{service}/{method}"),
-                otel.kind = "server",
-                otel.status_code = tracing::field::Empty,
-                rpc.system = "grpc",
-                rpc.service = %service,
-                rpc.method = %method,
-                rpc.grpc.status_code = tracing::field::Empty,
-                fault.injected = tracing::field::Empty,
-            ),
-            Side::Client => tracing::info_span!(
-                "grpc.client",
-                otel.name = %format_args!("{service}/{method}"),
-                otel.kind = "client",
-                otel.status_code = tracing::field::Empty,
-                rpc.system = "grpc",
-                rpc.service = %service,
-                rpc.method = %method,
-                rpc.grpc.status_code = tracing::field::Empty,
-            ),
-        };
-        match self.0 {
-            Side::Server => continue_trace(&span, req.headers()),
-            Side::Client => inject_trace(&span, req.headers_mut()),
-        }
-        span
-    }
-
-    fn enter(span: &tracing::Span) -> Option<tracing::span::Entered<'_>> {
-        Some(span.enter())
-    }
-
-    /// Spans filtered out (e.g. `RUST_LOG=warn`): no span, no trace context to carry.
-    fn active(&self) -> bool {
-        tracing::enabled!(tracing::Level::INFO)
-    }
-
-    /// Records the status; errors as the RPC conventions define them per side.
-    fn end(&self, span: tracing::Span, code: i32) {
-        span.record("rpc.grpc.status_code", code);
-        let is_error = match self.0 {
-            // Server spans: only codes that mean the server failed.
-            Side::Server => matches!(code, 2 | 4 | 12 | 13 | 14 | 15),
-            Side::Client => code != 0,
-        };
-        if is_error {
-            span.record("otel.status_code", "ERROR");
-        }
-    }
-}
-
-/// The server's access log: a line per call (errors and slow calls always, a sample of the
-/// rest, see `ACCESS_LOG_SAMPLE`), inside the call's span so it carries the trace id; health
-/// checks only at debug; shed calls none (see [`crate::grpc::ShedLayer`]). An [`Observer`] for the [`crate::observe::Observe`] layer.
-#[derive(Clone, Copy)]
-pub struct RpcAccessLog;
-
-/// A call whose line may be written.
-pub struct AccessLogCall {
-    span: tracing::Span,
-    start: std::time::Instant,
-    health: bool,
-}
-
-impl Observer for RpcAccessLog {
-    type Call = AccessLogCall;
-
-    fn start<B>(&self, service: &str, _: &str, _: &mut http::Request<B>) -> AccessLogCall {
-        AccessLogCall {
-            span: tracing::Span::current(),
-            start: std::time::Instant::now(),
-            health: service.starts_with("grpc."),
-        }
-    }
-
-    /// Access logs filtered out: nothing to time.
-    fn active(&self) -> bool {
-        tracing::enabled!(tracing::Level::INFO)
-    }
-
-    /// A shed call has no line of its own: the shed layer writes one per interval for all.
-    fn shed(&self, _: AccessLogCall) {}
-
-    fn end(&self, call: AccessLogCall, code: i32) {
-        let elapsed = call.start.elapsed();
-        if !access_logged(code != 0, elapsed) {
-            return;
-        }
-        let (grpc_code, elapsed_ms) = (
-            crate::metrics::code_name(code),
-            elapsed.as_secs_f64() * 1000.0,
-        );
-        if call.health {
-            tracing::debug!(parent: &call.span, grpc.code = grpc_code, elapsed_ms, "rpc handled");
-        } else {
-            tracing::info!(parent: &call.span, grpc.code = grpc_code, elapsed_ms, "rpc handled");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::{
 };
 
 use catalog::Digest;
-use platform::metrics::Metrics;
+use platform::{backoff::Backoff, metrics::Metrics};
 use tokio::sync::{Notify, broadcast, watch};
 
 use super::{cursor::Cursor, metrics::LogMetrics, snapshot};
@@ -139,7 +139,9 @@ impl Follower {
             let wait = if failures == 0 {
                 self.settings.poll_every
             } else {
-                backoff(failures).min(self.settings.poll_every.max(Duration::from_secs(1)))
+                BACKOFF
+                    .step(failures)
+                    .min(self.settings.poll_every.max(Duration::from_secs(1)))
             };
             tokio::select! {
                 _ = self.nudge.notified() => {}
@@ -283,11 +285,11 @@ pub struct IndexState {
 }
 
 /// 100 ms doubling per failure, to 5 s.
-pub(super) fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100)
-        .saturating_mul(1 << (failures.clamp(1, 7) - 1))
-        .min(Duration::from_secs(5))
-}
+pub(super) const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(5),
+    floor: Duration::ZERO,
+};
 
 #[cfg(test)]
 mod tests {
@@ -295,8 +297,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_five_seconds() {
-        assert_eq!(backoff(1), Duration::from_millis(100));
-        assert_eq!(backoff(2), Duration::from_millis(200));
-        assert_eq!(backoff(30), Duration::from_secs(5));
+        assert_eq!(BACKOFF.step(1), Duration::from_millis(100));
+        assert_eq!(BACKOFF.step(2), Duration::from_millis(200));
+        assert_eq!(BACKOFF.step(30), Duration::from_secs(5));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::follower::{Follower, backoff};
+use super::follower::{BACKOFF, Follower};
 
 /// Wakes `follower` at every PostgreSQL commit that logged a change, and after every
 /// (re)connection of the listening session (named `application_name` in `pg_stat_activity`).
@@ -50,6 +50,6 @@ pub async fn listen(url: String, application_name: &'static str, follower: Arc<F
         }
         failures = failures.saturating_add(1);
         follower.nudge();
-        tokio::time::sleep(backoff(failures)).await;
+        tokio::time::sleep(BACKOFF.step(failures)).await;
     }
 }

@@ -20,7 +20,7 @@ pub(super) async fn load(
     limits: Limits,
     reason: &str,
 ) -> (Recommender, i64, Vec<i64>) {
-    let mut delay = Duration::from_millis(100);
+    let mut failures = 0u32;
     loop {
         let started = Instant::now();
         let recommender = Recommender::with_limits(catalog.clone(), limits);
@@ -45,8 +45,8 @@ pub(super) async fn load(
             }
             Err(error) => {
                 tracing::warn!(%error, reason, "loading ratings failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(super::follower::BACKOFF.step(failures)).await;
             }
         }
     }

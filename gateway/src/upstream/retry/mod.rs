@@ -14,22 +14,22 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering::Relaxed},
-    },
+    sync::Arc,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use platform::deadline::{encode_grpc_timeout, parse_grpc_timeout};
+use platform::deadline::{Deadline, client::restate};
 use prometheus::IntCounterVec;
 use tonic::body::Body;
 use tower::{Service, ServiceExt};
 
-use super::discovery::{Replicas, backoff};
+mod budget;
+
+pub use self::budget::RetryBudget;
+use super::discovery::{BACKOFF, Replicas};
 
 /// Most attempts of one idempotent read (the first and two retries).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -57,93 +57,6 @@ impl CallPolicy {
             budget: RetryBudget::new(0.2, 10),
             retries,
         }
-    }
-}
-
-/// Seconds of calls a retry budget looks back over.
-const BUDGET_WINDOW: u64 = 10;
-
-/// How many retries may be sent: `ratio` of the calls of the last [`BUDGET_WINDOW`] seconds,
-/// plus `floor` a second (gRFC A6 / Linkerd). Every call is counted, so counting must be cheap:
-/// one atomic add into the slot of the current second, no lock (tower's `TpsBudget` takes a
-/// mutex on every deposit, which the gateway's workers contended for). A slot is reset when a
-/// new second reuses it; a count racing that reset may be lost, which only moves the budget by
-/// a call.
-pub struct RetryBudget {
-    epoch: Instant,
-    slots: [BudgetSlot; BUDGET_WINDOW as usize],
-    ratio: f64,
-    floor: u64,
-}
-
-#[derive(Default)]
-struct BudgetSlot {
-    /// The second (since `epoch`) this slot counts; `u64::MAX` before its first use.
-    second: AtomicU64,
-    calls: AtomicU64,
-    retries: AtomicU64,
-}
-
-impl BudgetSlot {
-    /// This slot, emptied first if it still holds an older second.
-    fn at(&self, second: u64) -> &Self {
-        let seen = self.second.load(Relaxed);
-        if seen != second
-            && self
-                .second
-                .compare_exchange(seen, second, Relaxed, Relaxed)
-                .is_ok()
-        {
-            self.calls.store(0, Relaxed);
-            self.retries.store(0, Relaxed);
-        }
-        self
-    }
-}
-
-impl RetryBudget {
-    pub fn new(ratio: f64, floor: u64) -> Self {
-        let slots = std::array::from_fn(|_| BudgetSlot {
-            second: AtomicU64::new(u64::MAX),
-            ..BudgetSlot::default()
-        });
-        Self {
-            epoch: Instant::now(),
-            slots,
-            ratio,
-            floor,
-        }
-    }
-
-    fn now(&self) -> u64 {
-        self.epoch.elapsed().as_secs()
-    }
-
-    fn slot(&self, second: u64) -> &BudgetSlot {
-        self.slots[(second % BUDGET_WINDOW) as usize].at(second)
-    }
-
-    /// A call was made.
-    pub fn deposit(&self) {
-        self.slot(self.now()).calls.fetch_add(1, Relaxed);
-    }
-
-    /// Takes one retry from the budget, if the window allows it.
-    pub fn withdraw(&self) -> bool {
-        let now = self.now();
-        let (calls, retries) = self
-            .slots
-            .iter()
-            .filter(|s| now.wrapping_sub(s.second.load(Relaxed)) < BUDGET_WINDOW)
-            .fold((0u64, 0u64), |(c, r), s| {
-                (c + s.calls.load(Relaxed), r + s.retries.load(Relaxed))
-            });
-        let allowed = self.floor * BUDGET_WINDOW + (calls as f64 * self.ratio) as u64;
-        if retries >= allowed {
-            return false;
-        }
-        self.slot(now).retries.fetch_add(1, Relaxed);
-        true
     }
 }
 
@@ -184,19 +97,14 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let mut inner = self.inner.clone();
         let policy = self.policy.clone();
+        // The client put the call's deadline in the extensions when it stated it.
+        let deadline = Deadline::of(&mut req);
         Box::pin(async move {
-            let started = Instant::now();
-            let deadline = req
-                .headers()
-                .get("grpc-timeout")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_grpc_timeout)
-                .map(|t| started + t);
             policy.budget.deposit();
-            if !is_idempotent(platform::observe::split_grpc_path(req.uri().path()).1) {
+            if !is_idempotent(platform::grpc_path::split_grpc_path(req.uri().path()).1) {
                 // A write is sent once, as the caller made it: nothing is kept.
                 return match time_left(deadline) {
                     Ok(left) => attempt_once(&mut inner, req, &policy, left).await,
@@ -214,7 +122,7 @@ where
                 parts.uri.clone(),
                 parts.headers.clone(),
             );
-            let rpc = || platform::observe::split_grpc_path(uri.path()).1;
+            let rpc = || platform::grpc_path::split_grpc_path(uri.path()).1;
             let mut first = Some(parts);
             let mut attempt = 0u32;
             loop {
@@ -237,11 +145,10 @@ where
                 };
                 // The header tells the server what is left; rewritten once time has gone by
                 // (a retry after its backoff), not for the microseconds before a first send.
-                if let Some(l) = left
-                    && started.elapsed() >= RESTATE_AFTER
-                    && let Ok(v) = encode_grpc_timeout(l).parse()
+                if let Some((l, d)) = left.zip(deadline)
+                    && d.started().elapsed() >= RESTATE_AFTER
                 {
-                    req.headers_mut().insert("grpc-timeout", v);
+                    restate(req.headers_mut(), l);
                 }
                 // The same handle for every attempt: a clone of the channel allocates.
                 let outcome = attempt_once(&mut inner, req, &policy, left).await;
@@ -262,7 +169,7 @@ where
                         .inc();
                     return outcome;
                 }
-                let pause = backoff(attempt);
+                let pause = BACKOFF.jittered(attempt);
                 if let Some(l) = left
                     && pause >= l
                 {
@@ -285,10 +192,10 @@ where
 }
 
 /// The time left before `deadline` (`None`: no deadline), or [`Expired`] when none is.
-fn time_left(deadline: Option<Instant>) -> Result<Option<Duration>, Expired> {
-    match deadline.map(|d| d.checked_duration_since(Instant::now())) {
+fn time_left(deadline: Option<Deadline>) -> Result<Option<Duration>, Expired> {
+    match deadline.map(|d| d.left()) {
         None => Ok(None),
-        Some(Some(l)) if !l.is_zero() => Ok(Some(l)),
+        Some(l) if !l.is_zero() => Ok(Some(l)),
         Some(_) => Err(Expired),
     }
 }
@@ -351,33 +258,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_budget_allows_its_floor_and_a_share_of_the_calls() {
-        let budget = RetryBudget::new(0.2, 10);
-        // No calls yet: the floor, 10 a second over the 10-second window.
-        let floor = (0..1000).take_while(|_| budget.withdraw()).count();
-        assert_eq!(floor, 100);
-        assert!(!budget.withdraw());
-        // 1,000 calls buy 200 more retries.
-        for _ in 0..1000 {
-            budget.deposit();
-        }
-        let more = (0..1000).take_while(|_| budget.withdraw()).count();
-        assert_eq!(more, 200);
-    }
-
-    #[test]
-    fn a_slot_reused_by_a_later_second_starts_empty() {
-        let budget = RetryBudget::new(0.2, 0);
-        let slot = budget.slot(3);
-        slot.calls.fetch_add(50, Relaxed);
-        slot.retries.fetch_add(5, Relaxed);
-        // Second 13 lands in the same slot: what second 3 counted is gone.
-        let reused = budget.slot(13);
-        assert_eq!(reused.calls.load(Relaxed), 0);
-        assert_eq!(reused.retries.load(Relaxed), 0);
-    }
+    use platform::deadline::parse_grpc_timeout;
 
     use std::convert::Infallible;
 

@@ -1,4 +1,4 @@
-//! Deadlines on the server side, answered as gRPC defines them: a call still running when the
+//! The server half: deadlines answered as gRPC defines them: a call still running when the
 //! caller's `grpc-timeout` or the server's own request timeout expires is answered
 //! DEADLINE_EXCEEDED by this layer, inside the metrics/tracing layer, so the status on the wire,
 //! in `grpc_server_handled_total`, on the span and in the access log is the same.
@@ -18,52 +18,12 @@ use std::{
 use tokio::time::Sleep;
 use tower::{Layer, Service};
 
-/// The longest `grpc-timeout` value (8 digits) in the unit that holds it.
-pub fn encode_grpc_timeout(d: Duration) -> String {
-    const MAX: u128 = 99_999_999;
-    let ns = d.as_nanos();
-    for (unit, per) in [
-        ("n", 1u128),
-        ("u", 1_000),
-        ("m", 1_000_000),
-        ("S", 1_000_000_000),
-        ("M", 60_000_000_000),
-    ] {
-        let v = ns.div_ceil(per);
-        if v <= MAX {
-            return format!("{v}{unit}");
-        }
-    }
-    format!("{}H", ns.div_ceil(3_600_000_000_000).min(MAX))
-}
+use super::Deadline;
 
-/// Parses a `grpc-timeout` header value (`1..=8` digits and a unit of H, M, S, m, u or n).
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.checked_mul(3600)?),
-        "M" => Duration::from_secs(n.checked_mul(60)?),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-/// The time a call may take: the shorter of the caller's `grpc-timeout` and the server's limit.
-pub fn call_budget(headers: &http::HeaderMap, server_limit: Option<Duration>) -> Option<Duration> {
-    let caller = headers
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout)
+/// The time a call may take: the shorter of the caller's deadline and the server's limit.
+pub fn call_budget(caller: Option<Deadline>, server_limit: Option<Duration>) -> Option<Duration> {
+    let caller = caller
+        .map(|d| d.budget())
         // Answer a little before the caller's own timer fires (it started before the request
         // left), so the caller reads DEADLINE_EXCEEDED from the wire rather than giving up.
         .map(|t| t.saturating_sub((t / 20).min(Duration::from_millis(5))));
@@ -116,8 +76,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let budget = call_budget(req.headers(), self.server_limit);
+    fn call(&mut self, mut req: http::Request<ReqB>) -> Self::Future {
+        let budget = call_budget(Deadline::of(&mut req), self.server_limit);
         // The deadline is fixed before the inner call starts (see the module docs); its timer is
         // only made if the call does not answer at once.
         let deadline = budget.and_then(|b| tokio::time::Instant::now().checked_add(b));
@@ -174,51 +134,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grpc_timeouts_parse_in_every_unit() {
-        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("99u"), Some(Duration::from_micros(99)));
-        assert_eq!(parse_grpc_timeout("5n"), Some(Duration::from_nanos(5)));
-        for bad in ["", "m", "12", "1x", "123456789m", "-1m", "1.5S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn an_encoded_timeout_parses_back_to_at_least_the_duration() {
-        for d in [
-            Duration::from_nanos(7),
-            Duration::from_micros(1500),
-            Duration::from_millis(800),
-            Duration::from_secs(5),
-            Duration::from_secs(200_000),
-        ] {
-            let back = parse_grpc_timeout(&encode_grpc_timeout(d)).unwrap();
-            assert!(
-                back >= d && back - d < d / 1000 + Duration::from_micros(1),
-                "{d:?}"
-            );
-        }
-    }
-
-    #[test]
     fn the_budget_is_the_shorter_of_caller_and_server() {
         let mut h = http::HeaderMap::new();
-        assert_eq!(call_budget(&h, None), None);
+        let caller = |h: &http::HeaderMap| Deadline::from_headers(h);
+        assert_eq!(call_budget(caller(&h), None), None);
         assert_eq!(
-            call_budget(&h, Some(Duration::from_secs(5))),
+            call_budget(caller(&h), Some(Duration::from_secs(5))),
             Some(Duration::from_secs(5))
         );
         h.insert("grpc-timeout", http::HeaderValue::from_static("100m"));
         assert_eq!(
-            call_budget(&h, Some(Duration::from_secs(5))),
+            call_budget(caller(&h), Some(Duration::from_secs(5))),
             Some(Duration::from_millis(95)),
             "answered 5 ms before the caller's timer"
         );
         assert_eq!(
-            call_budget(&h, Some(Duration::from_millis(50))),
+            call_budget(caller(&h), Some(Duration::from_millis(50))),
             Some(Duration::from_millis(50))
         );
     }
