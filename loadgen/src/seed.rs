@@ -1,4 +1,4 @@
-//! `loadgen seed`: users and ratings through the public API, from `recommendations::synthetic`
+//! `loadgen seed`: users and ratings through the public API, from `workload`
 //! (heavy-tailed activity per user, books by the catalog's popularity, stars from each book's
 //! histogram). The same seed gives the same emails, books and stars, so running it again
 //! changes nothing: sign-up answers 409 and the user signs in, each rating is set again (200).
@@ -16,9 +16,9 @@ use std::{
 
 use catalog::Digest;
 use futures_util::{StreamExt, stream};
-use recommendations::synthetic::{Spec, Synthetic};
 use serde::Serialize;
 use serde_json::{Value, json};
+use workload::{Spec, Synthetic};
 
 use crate::{
     Error,

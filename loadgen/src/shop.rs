@@ -1,7 +1,7 @@
 //! The shoppers: one HTTP request per step against the gateway's public routes, with the state a
 //! person carries between steps (the page they are on, the words they searched, their account and
 //! token), books chosen by the catalog's real popularity and stars drawn from each book's real
-//! histogram (`recommendations::synthetic`).
+//! histogram (`workload`).
 
 use std::{
     collections::HashMap,
@@ -15,8 +15,8 @@ use std::{
 use catalog::{Book, Digest};
 use http::Method;
 use http_body_util::BodyExt;
-use recommendations::synthetic::{Spec, SplitMix64, Synthetic};
 use serde_json::{Value, json};
+use workload::{Spec, SplitMix64, Synthetic};
 
 use crate::{
     http::Failure,

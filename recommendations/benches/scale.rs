@@ -35,13 +35,13 @@ use recommendations::{
     recommender::Recommender,
     similarity::{Limits, bound_bytes},
     store::RatingRow,
-    synthetic::{Spec, SplitMix64, Synthetic},
 };
 use sqlx::{
     Connection, Executor,
     sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous},
 };
 use tonic::{Request, transport::Channel};
+use workload::{Spec, SplitMix64, Synthetic};
 
 /// The token key pair of this run: the service gets the public key, the benchmark signs.
 static KEYS: std::sync::LazyLock<GeneratedKeys> = std::sync::LazyLock::new(generate_keys);

@@ -567,7 +567,7 @@ pub struct Pick {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synthetic::SplitMix64;
+    use workload::SplitMix64;
 
     fn index(ratings: &[(&str, BookId, i64)]) -> SimilarityIndex {
         let mut ix = SimilarityIndex::default();
