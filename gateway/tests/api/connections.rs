@@ -82,7 +82,7 @@ fn counter(metrics: &Metrics, name: &str, label: &str) -> u64 {
         .filter(|f| f.name() == name)
         .flat_map(|f| f.get_metric().iter())
         .filter(|m| m.get_label().iter().any(|l| l.value() == label))
-        .map(|m| m.get_counter().value() as u64)
+        .map(|m| m.get_counter().get_value() as u64)
         .sum()
 }
 
