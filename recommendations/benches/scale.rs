@@ -18,7 +18,7 @@ use common::{Error, target_dirs};
 
 use std::{
     fmt::Write as _,
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
@@ -170,7 +170,7 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
     );
 
     // 2. Start the release binary on it.
-    let (grpc_addr, admin_addr) = (free_port()?, free_port()?);
+    let (grpc_addr, admin_addr) = (free_addr(), free_addr());
     let exec = Instant::now();
     let mut child = tokio::process::Command::new(&binary)
         .env(
@@ -445,8 +445,8 @@ async fn write_db(path: &Path, synthetic: &Synthetic) -> Result<u64, Error> {
     Ok(written)
 }
 
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
+fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], tests::free_port()))
 }
 
 /// Resident and peak resident memory of a process, in bytes.
