@@ -6,8 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod alarm;
+pub mod auth_budget;
 pub mod cli;
 pub mod http;
+pub mod request;
 pub mod run;
 pub mod seed;
 pub mod shop;

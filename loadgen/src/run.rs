@@ -22,7 +22,8 @@ use crate::{
     Error,
     alarm::Alarm,
     cli::RunArgs,
-    shop::{Done, Shop, ShopConfig, random_seed, rng_for},
+    request::{random_seed, rng_for},
+    shop::{Done, Shop, ShopConfig},
     stats::{ErrorSample, RunMeta, ScheduleLag, Stats, Summary},
     steps::{Expectations, Weights},
 };

@@ -23,7 +23,7 @@ use workload::{Spec, Synthetic};
 use crate::{
     Error,
     cli::SeedArgs,
-    shop::{detail_of, random_seed, rng_for, traceparent},
+    request::{detail_of, random_seed, rng_for, traceparent},
     stats::{Outcome, StepSummary},
     steps::Step,
 };
