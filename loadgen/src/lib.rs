@@ -15,6 +15,7 @@ pub mod seed;
 pub mod shop;
 pub mod stats;
 pub mod steps;
+pub mod summary;
 
 /// The `user-agent` of every request loadgen sends.
 pub const USER_AGENT: &str = concat!("bookstore-loadgen/", env!("CARGO_PKG_VERSION"));

@@ -24,8 +24,9 @@ use crate::{
     Error,
     cli::SeedArgs,
     request::{detail_of, random_seed, rng_for, traceparent},
-    stats::{Outcome, StepSummary},
+    stats::Outcome,
     steps::Step,
+    summary::StepSummary,
 };
 
 /// The seeder's client: reqwest (the shoppers, who send far more requests, use the leaner
@@ -454,7 +455,7 @@ pub async fn seed(args: SeedArgs) -> Result<SeedSummary, Error> {
         .clone();
     let requests = stats.requests();
     let errors = seeder.errors.load(Ordering::Relaxed);
-    let detail = stats.summary(crate::stats::RunMeta {
+    let detail = stats.summary(crate::summary::RunMeta {
         target: base.clone(),
         mode: "seed".into(),
         rate: None,
