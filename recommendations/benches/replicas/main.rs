@@ -25,13 +25,14 @@ mod driver;
 mod procs;
 mod report;
 mod streams;
+mod suite;
 
 use common::{Error, target_dirs};
 use database::{Databases, database_url};
 use driver::{Driver, MAX_IN_FLIGHT, Outcome, Phase, arrivals, sign_up};
-use procs::{Proc, get_text, metric, token_env};
 use report::{ms, quantile, report};
-use streams::{REPLICAS, Replica, counters, watch};
+use streams::{counters, watch};
+use suite::Suite;
 
 use std::{
     collections::HashSet,
@@ -154,115 +155,14 @@ async fn run(args: Args, admin_url: String, dbs: Databases) -> Result<bool, Erro
     // 1. The suite: marketplace, users, three replicas, a gateway over the three.
     let recs_db = database_url(&admin_url, &dbs.recommendations);
     let users_db = database_url(&admin_url, &dbs.users);
-    let (signing, verifying) = token_env(&bin_dir)?;
-    let market_grpc = free_addr();
-    let mut marketplace = Proc::spawn(
-        &bin_dir,
-        "marketplace",
-        "marketplace",
-        &[("GRPC_ADDR", market_grpc.to_string())],
-        free_addr(),
-        &logs,
-    )?;
-    let mut replicas = Vec::with_capacity(REPLICAS);
-    for i in 0..REPLICAS {
-        let grpc = free_addr();
-        let proc = Proc::spawn(
-            &bin_dir,
-            "recommendations",
-            &format!("recommendations-{}", i + 1),
-            &[
-                vec![
-                    ("GRPC_ADDR", grpc.to_string()),
-                    ("DATABASE_URL", recs_db.clone()),
-                ],
-                verifying.clone(),
-            ]
-            .concat(),
-            free_addr(),
-            &logs,
-        )?;
-        replicas.push(Replica {
-            proc,
-            grpc,
-            feed: Arc::default(),
-        });
-    }
-    let users_grpc = free_addr();
-    let mut users = Proc::spawn(
-        &bin_dir,
-        "users",
-        "users",
-        &[
-            vec![
-                ("GRPC_ADDR", users_grpc.to_string()),
-                ("DATABASE_URL", users_db),
-                (
-                    "RECOMMENDATIONS_URL",
-                    format!("http://{}", replicas[0].grpc),
-                ),
-            ],
-            verifying,
-            signing,
-        ]
-        .concat(),
-        free_addr(),
-        &logs,
-    )?;
-    let gateway_http = free_addr();
-    let recommendations_url = replicas
-        .iter()
-        .map(|r| format!("http://{}", r.grpc))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut gateway = Proc::spawn(
-        &bin_dir,
-        "gateway",
-        "gateway",
-        &[
-            ("HTTP_ADDR", gateway_http.to_string()),
-            ("MARKETPLACE_URL", format!("http://{market_grpc}")),
-            ("RECOMMENDATIONS_URL", recommendations_url),
-            ("USERS_URL", format!("http://{users_grpc}")),
-            // Every reader signs up and in from this one address.
-            ("AUTH_RATE_PER_MINUTE", "1000000".into()),
-            ("AUTH_RATE_BURST", "1000000".into()),
-        ],
-        free_addr(),
-        &logs,
-    )?;
-    let within = Duration::from_secs(120);
-    marketplace.ready(&http, within).await?;
-    for r in &mut replicas {
-        r.proc.ready(&http, within).await?;
-    }
-    users.ready(&http, within).await?;
-    gateway.ready(&http, within).await?;
-    // Until the gateway's balancer holds all three, a phase would not be balanced over them.
-    let started = Instant::now();
-    loop {
-        let text = get_text(&http, &format!("http://{}/metrics", gateway.admin)).await?;
-        let ready = metric(
-            &text,
-            "gateway_upstream_ready_replicas",
-            &["upstream=\"recommendations\""],
-        );
-        if ready as usize == REPLICAS {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            return Err(format!("the gateway sees {ready} ready recommendations replicas").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    println!(
-        "suite up: gateway http://{gateway_http}, replicas {}",
-        replicas
-            .iter()
-            .map(|r| r.grpc.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    // The processes are kept (running) until the end of the run.
+    let Suite {
+        marketplace: _marketplace,
+        replicas,
+        users: _users,
+        gateway: _gateway,
+        gateway_http,
+    } = suite::start(&bin_dir, &logs, &recs_db, users_db, &http).await?;
 
     // 2. Readers, then one stream per replica.
     let api = format!("http://{gateway_http}/api/v1");
