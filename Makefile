@@ -157,8 +157,8 @@ bench: bench-outside bench-recommendations bench-replicas ## Every benchmark: th
 .PHONY: bench-outside
 bench-outside: ## Release processes under wrk/h2load, CPU from /proc, beside a bare axum -> tonic pair (report: target/bench/outside.md)
 	@command -v wrk >/dev/null && command -v h2load >/dev/null || { echo "make bench needs wrk and h2load: apt-get install wrk nghttp2-client" >&2; exit 1; }
-	$(CARGO) build --release --bins --examples
-	$(CARGO) bench -p gateway --bench outside -- $(BENCH_ARGS)
+	$(CARGO) build --release --bins
+	$(CARGO) run --release -p bench --bin outside -- $(BENCH_ARGS)
 	python3 docs/bench_report.py outside target/bench/outside.md
 
 .PHONY: bench-recommendations

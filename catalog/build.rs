@@ -7,6 +7,8 @@
 
 #[path = "src/digest.rs"]
 mod digest;
+#[path = "src/error.rs"]
+mod error;
 #[path = "src/record.rs"]
 mod record;
 #[path = "src/search.rs"]
@@ -19,6 +21,7 @@ fn main() {
         "data/books.csv",
         "src/record.rs",
         "src/digest.rs",
+        "src/error.rs",
         "src/search.rs",
         "src/wire.rs",
     ] {

@@ -3,7 +3,8 @@
 //! book instead of a kilobyte of full records. Shared with `build.rs`, which encodes the built-in one.
 
 use crate::{
-    record::{Book, CatalogError},
+    error::CatalogError,
+    record::Book,
     wire::{Reader, Texts},
 };
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod digest;
+mod error;
 mod record;
 pub mod search;
 mod wire;
@@ -15,7 +16,8 @@ mod wire;
 use std::path::Path;
 
 pub use digest::Digest;
-pub use record::{Book, CatalogError, pack, parse, sort_by_popularity, unpack};
+pub use error::CatalogError;
+pub use record::{Book, pack, parse, sort_by_popularity, unpack};
 pub use search::SearchIndex;
 
 /// The goodbooks-10k `books.csv` the built-in catalog is made of (CC BY-SA 4.0, see

@@ -4,7 +4,10 @@
 
 use serde::Deserialize;
 
-use crate::wire::{Reader, Writer};
+use crate::{
+    error::CatalogError,
+    wire::{Reader, Writer},
+};
 
 /// One book, cleaned.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,23 +26,6 @@ pub struct Book {
     pub rating_histogram: [i64; 5],
     pub image_url: String,
     pub small_image_url: String,
-}
-
-/// Why the catalog could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("reading the catalog file: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("catalog row {row}: {source}")]
-    Csv { row: usize, source: csv::Error },
-    #[error("catalog row {row}: {message}")]
-    Invalid { row: usize, message: String },
-    #[error("the catalog has no books")]
-    Empty,
-    /// Only a broken build can cause it: the embedded forms (packed books, search index,
-    /// digest) are written by `build.rs`.
-    #[error("the catalog's embedded data is malformed: {0}")]
-    Embedded(&'static str),
 }
 
 /// A raw `books.csv` row as the source writes it.

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use crate::{
-    record::{Book, CatalogError},
+    error::CatalogError,
+    record::Book,
     wire::{Reader, Texts, Writer},
 };
 

@@ -2,7 +2,7 @@
 //! the search index): strings back to back, and a little-endian writer and reader. Shared with
 //! `build.rs`, which writes those forms.
 
-use crate::record::CatalogError;
+use crate::error::CatalogError;
 
 /// Strings back to back: string `i` ends at `ends[i]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -6,13 +6,16 @@
 #![forbid(unsafe_code)]
 
 pub mod alarm;
+pub mod auth_budget;
 pub mod cli;
 pub mod http;
+pub mod request;
 pub mod run;
 pub mod seed;
 pub mod shop;
 pub mod stats;
 pub mod steps;
+pub mod summary;
 
 /// The `user-agent` of every request loadgen sends.
 pub const USER_AGENT: &str = concat!("bookstore-loadgen/", env!("CARGO_PKG_VERSION"));

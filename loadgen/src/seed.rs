@@ -1,4 +1,4 @@
-//! `loadgen seed`: users and ratings through the public API, from `recommendations::synthetic`
+//! `loadgen seed`: users and ratings through the public API, from `workload`
 //! (heavy-tailed activity per user, books by the catalog's popularity, stars from each book's
 //! histogram). The same seed gives the same emails, books and stars, so running it again
 //! changes nothing: sign-up answers 409 and the user signs in, each rating is set again (200).
@@ -16,16 +16,17 @@ use std::{
 
 use catalog::Digest;
 use futures_util::{StreamExt, stream};
-use recommendations::synthetic::{Spec, Synthetic};
 use serde::Serialize;
 use serde_json::{Value, json};
+use workload::{Spec, Synthetic};
 
 use crate::{
     Error,
     cli::SeedArgs,
-    shop::{detail_of, random_seed, rng_for, traceparent},
-    stats::{Outcome, StepSummary},
+    request::{detail_of, random_seed, rng_for, traceparent},
+    stats::Outcome,
     steps::Step,
+    summary::StepSummary,
 };
 
 /// The seeder's client: reqwest (the shoppers, who send far more requests, use the leaner
@@ -454,7 +455,7 @@ pub async fn seed(args: SeedArgs) -> Result<SeedSummary, Error> {
         .clone();
     let requests = stats.requests();
     let errors = seeder.errors.load(Ordering::Relaxed);
-    let detail = stats.summary(crate::stats::RunMeta {
+    let detail = stats.summary(crate::summary::RunMeta {
         target: base.clone(),
         mode: "seed".into(),
         rate: None,

@@ -9,7 +9,6 @@ pub mod popularity;
 pub mod recommender;
 pub mod similarity;
 pub mod store;
-pub mod synthetic;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

@@ -12,8 +12,8 @@ use recommendations::{
     recommender::Recommender,
     similarity::{Limits, bound_bytes},
     store::RatingRow,
-    synthetic::{START_MS, Spec, Synthetic, SyntheticRating},
 };
+use workload::{START_MS, Spec, Synthetic, SyntheticRating};
 
 const RATINGS: u64 = 100_000;
 const USERS: u32 = 5_000;

@@ -67,7 +67,9 @@ pub struct SuiteOptions {
     pub recommendations_db: Option<String>,
 }
 
-fn free_port() -> u16 {
+/// A loopback port free at the time of asking, for a process that binds it itself: the one helper
+/// every test and benchmark that starts binaries uses.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

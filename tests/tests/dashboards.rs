@@ -10,7 +10,6 @@
 
 use std::{
     collections::BTreeSet,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -18,7 +17,7 @@ use std::{
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tests::{Suite, SuiteOptions, fresh_books, unique};
+use tests::{Suite, SuiteOptions, free_port, fresh_books, unique};
 use tokio::process::{Child, Command};
 
 /// The four processes, as their Deployments (and so the `service` label) name them.
@@ -69,13 +68,6 @@ fn temp_dir(what: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bookstore-{what}-{}", unique()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// Replaces `from` by `to` in `text`, insisting that `from` occurs exactly once.

@@ -33,18 +33,10 @@ struct Gateway {
     admin: SocketAddr,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The gateway binary on free loopback ports, every upstream at `upstream`, once it answers.
 async fn start_gateway(upstream: &str) -> Gateway {
-    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let http = SocketAddr::from(([127, 0, 0, 1], tests::free_port()));
+    let admin = SocketAddr::from(([127, 0, 0, 1], tests::free_port()));
     let timeout = READ_TIMEOUT.as_millis().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .envs([

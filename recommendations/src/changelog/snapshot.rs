@@ -1,7 +1,7 @@
 //! An index from a snapshot: the ratings table streamed into a fresh recommender, with the log
 //! position and gaps the follower continues from.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use catalog::Digest;
 use futures_util::StreamExt;

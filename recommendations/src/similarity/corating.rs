@@ -141,12 +141,11 @@ pub(super) fn push(books: &mut Books<'_>, list: &mut Vec<Rated>, r: Rated, c: us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        similarity::{
-            index::{BookId, SimilarityIndex},
-            memory::bound_bytes,
-        },
-        synthetic::SplitMix64,
+    use workload::SplitMix64;
+
+    use crate::similarity::{
+        index::{BookId, SimilarityIndex},
+        memory::bound_bytes,
     };
 
     #[test]

@@ -5,7 +5,6 @@
 
 use std::{
     future::Future,
-    net::TcpListener,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -15,7 +14,7 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element, wd::TimeoutConfiguration};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::{Suite, unique};
+use tests::{Suite, free_port, unique};
 
 /// The longest any single browser flow may take, start to end (CI runs them all in ~2 minutes).
 pub const FLOW_LIMIT: Duration = Duration::from_secs(100);
@@ -105,13 +104,6 @@ pub fn screenshot_dir() -> PathBuf {
             manifest.parent().unwrap_or(manifest).join("target")
         });
     target.join("screenshots")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// A chromedriver process in a process group of its own, so the Chromium it starts goes with it.

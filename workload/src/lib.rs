@@ -13,6 +13,7 @@
 //!
 //! Every user's ratings are generated from `(seed, user)` alone, so any user can be regenerated
 //! without the others, and the same seed always gives the same ratings.
+#![forbid(unsafe_code)]
 
 use std::collections::HashSet;
 

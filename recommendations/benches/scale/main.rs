@@ -12,14 +12,19 @@
 //! the peak RSS reaches `--max-peak-mib` (192 MiB: the Deployment's limit is 256Mi).
 #![forbid(unsafe_code)]
 
+#[path = "../common/mod.rs"]
 mod common;
+mod db;
+mod measure;
 
 use common::{Error, target_dirs};
+use db::{ROWS_PER_INSERT, write_db};
+use measure::{ActivitySummary, Latencies, Mem};
 
 use std::{
     fmt::Write as _,
-    net::{SocketAddr, TcpListener},
-    path::{Path, PathBuf},
+    net::SocketAddr,
+    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -35,17 +40,12 @@ use recommendations::{
     recommender::Recommender,
     similarity::{Limits, bound_bytes},
     store::RatingRow,
-    synthetic::{Spec, SplitMix64, Synthetic},
-};
-use sqlx::{
-    Connection, Executor,
-    sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous},
 };
 use tonic::{Request, transport::Channel};
+use workload::{Spec, SplitMix64, Synthetic};
 
 /// The token key pair of this run: the service gets the public key, the benchmark signs.
 static KEYS: std::sync::LazyLock<GeneratedKeys> = std::sync::LazyLock::new(generate_keys);
-const ROWS_PER_INSERT: usize = 250;
 const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Parser, Debug)]
@@ -170,7 +170,7 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
     );
 
     // 2. Start the release binary on it.
-    let (grpc_addr, admin_addr) = (free_port()?, free_port()?);
+    let (grpc_addr, admin_addr) = (free_addr(), free_addr());
     let exec = Instant::now();
     let mut child = tokio::process::Command::new(&binary)
         .env(
@@ -384,157 +384,6 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
     })
 }
 
-/// Writes every synthetic rating in one transaction of multi-row INSERTs; returns the count.
-async fn write_db(path: &Path, synthetic: &Synthetic) -> Result<u64, Error> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Off);
-    let mut conn = SqliteConnection::connect_with(&options).await?;
-    recommendations::store::migrator(recommendations::store::Backend::Sqlite)
-        .run(&mut conn)
-        .await?;
-    let statement = |rows: usize| {
-        let mut sql =
-            String::from("INSERT INTO ratings (user_id, book_id, stars, updated_at_ms) VALUES ");
-        for i in 0..rows {
-            let p = i * 4;
-            let _ = write!(
-                sql,
-                "{}(${}, ${}, ${}, ${})",
-                if i == 0 { "" } else { ", " },
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4
-            );
-        }
-        sql
-    };
-    let full = statement(ROWS_PER_INSERT);
-    let ids: Vec<String> = (0..synthetic.users())
-        .map(|u| synthetic.user_id(u))
-        .collect();
-    let mut tx = conn.begin().await?;
-    let mut chunk = Vec::with_capacity(ROWS_PER_INSERT);
-    let mut written = 0u64;
-    let mut ratings = synthetic.iter().peekable();
-    while ratings.peek().is_some() {
-        chunk.clear();
-        chunk.extend(ratings.by_ref().take(ROWS_PER_INSERT));
-        let sql = if chunk.len() == ROWS_PER_INSERT {
-            full.clone()
-        } else {
-            statement(chunk.len())
-        };
-        let mut q = sqlx::query(&sql);
-        for r in &chunk {
-            q = q
-                .bind(ids[r.user as usize].as_str())
-                .bind(r.book_id)
-                .bind(r.stars)
-                .bind(r.updated_at_ms);
-        }
-        q.execute(&mut *tx).await?;
-        written += chunk.len() as u64;
-    }
-    tx.commit().await?;
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
-    conn.close().await?;
-    Ok(written)
-}
-
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-/// Resident and peak resident memory of a process, in bytes.
-#[derive(Debug, Clone, Copy)]
-struct Mem {
-    rss: u64,
-    hwm: u64,
-}
-
-impl Mem {
-    fn of(pid: u32) -> Result<Self, Error> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let field = |name: &str| -> Result<u64, Error> {
-            let line = status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .ok_or_else(|| format!("{name} missing from /proc/{pid}/status"))?;
-            let kib: u64 = line[name.len()..]
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()?;
-            Ok(kib * 1024)
-        };
-        Ok(Self {
-            rss: field("VmRSS:")?,
-            hwm: field("VmHWM:")?,
-        })
-    }
-}
-
-#[derive(Default)]
-struct Latencies {
-    samples: Vec<Duration>,
-    results: usize,
-}
-
-impl Latencies {
-    fn record(&mut self, d: Duration, results: usize) {
-        self.samples.push(d);
-        self.results += results;
-    }
-
-    fn calls(&self) -> usize {
-        self.samples.len()
-    }
-
-    fn quantile(&self, q: f64) -> Duration {
-        let mut v = self.samples.clone();
-        v.sort_unstable();
-        if v.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
-        v[i]
-    }
-
-    fn row(&self, name: &str) -> String {
-        let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
-        format!(
-            "| {name} | {} | {} | {} | {} | {:.1} |",
-            self.calls(),
-            ms(self.quantile(0.5)),
-            ms(self.quantile(0.99)),
-            ms(self.samples.iter().max().copied().unwrap_or_default()),
-            self.results as f64 / self.calls().max(1) as f64
-        )
-    }
-}
-
-struct ActivitySummary {
-    median: u32,
-    p99: u32,
-    max: u32,
-    heavy_share: f64,
-}
-
-impl ActivitySummary {
-    fn of(s: &Synthetic) -> Self {
-        let mut a: Vec<u32> = (0..s.users()).map(|u| s.activity(u)).collect();
-        a.sort_unstable();
-        let total: u64 = a.iter().map(|&n| u64::from(n)).sum();
-        let heavy: u64 = a.iter().filter(|&&n| n > 50).map(|&n| u64::from(n)).sum();
-        Self {
-            median: a[a.len() / 2],
-            p99: a[(a.len() * 99 / 100).min(a.len() - 1)],
-            max: a[a.len() - 1],
-            heavy_share: heavy as f64 / total.max(1) as f64,
-        }
-    }
+fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], tests::free_port()))
 }

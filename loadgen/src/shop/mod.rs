@@ -1,120 +1,34 @@
 //! The shoppers: one HTTP request per step against the gateway's public routes, with the state a
 //! person carries between steps (the page they are on, the words they searched, their account and
 //! token), books chosen by the catalog's real popularity and stars drawn from each book's real
-//! histogram (`recommendations::synthetic`).
+//! histogram (`workload`).
+
+mod accounts;
+mod feed;
 
 use std::{
     collections::HashMap,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use catalog::{Book, Digest};
 use http::Method;
-use http_body_util::BodyExt;
-use recommendations::synthetic::{Spec, SplitMix64, Synthetic};
-use serde_json::{Value, json};
+use serde_json::Value;
+use workload::{Spec, SplitMix64, Synthetic};
 
+use self::accounts::{Account, Action};
 use crate::{
+    auth_budget::AuthBudget,
     http::Failure,
+    request::{detail_of, encode, traceparent},
     stats::Outcome,
     steps::{Expectations, Step},
 };
 
-/// Per-request choices: a fresh generator for each task, from the run's seed.
-pub fn rng_for(seed: u64, stream: u64) -> SplitMix64 {
-    let mut r = SplitMix64::new(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    r.next_u64();
-    r
-}
-
 /// A successful answer's JSON, for the steps that read it.
 fn json(body: Option<bytes::Bytes>) -> Option<Value> {
     serde_json::from_slice(&body?).ok()
-}
-
-/// A random seed from the operating system.
-pub fn random_seed() -> u64 {
-    let mut b = [0u8; 8];
-    // A clock-based seed is good enough when the OS has no randomness to give.
-    if getrandom::getrandom(&mut b).is_err() {
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1);
-    }
-    u64::from_le_bytes(b)
-}
-
-/// A W3C `traceparent` (version 00, random trace and span ids, written by the platform's own
-/// writer) and its trace id.
-pub fn traceparent(rng: &mut SplitMix64, sampled: bool) -> (http::HeaderValue, String) {
-    let (a, b) = (rng.next_u64() | 1, rng.next_u64());
-    let ids = platform::telemetry::context::TraceIds {
-        trace_id: u128::from(a) << 64 | u128::from(b),
-        span_id: rng.next_u64() | 1,
-        flags: u8::from(sampled),
-    };
-    (
-        platform::telemetry::context::traceparent(ids),
-        format!("{:032x}", ids.trace_id),
-    )
-}
-
-/// Percent-encodes a query-string value.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// The detail of a problem document, or the start of the body.
-pub fn detail_of(body: &[u8]) -> String {
-    let text = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned());
-    text.chars().take(200).collect()
-}
-
-/// One shopper account of the pool.
-#[derive(Debug, Clone)]
-struct Account {
-    /// Known to exist (signed up now or earlier: 201 or 409).
-    exists: bool,
-    token: Option<(String, Instant)>,
-    /// Where this shopper is in the book listing, and how many pages deep.
-    browse: Option<(String, u32)>,
-    /// The last search and its next page.
-    search: Option<(String, String)>,
-    /// The next of this account's synthetic ratings to give.
-    next_rating: usize,
-}
-
-/// What a planned step turns out to be for one shopper.
-enum Action {
-    Anonymous(Step),
-    SignUp(usize),
-    SignIn(usize),
-    SignedIn(Step, String),
-}
-
-/// The client-side budget of sign-ins and sign-ups.
-struct AuthBudget {
-    per_second: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
 }
 
 /// What a step came to.
@@ -146,8 +60,7 @@ pub struct Shop {
     feed_time: Duration,
     sample_ratio: f64,
     expect: Expectations,
-    auth: Option<Mutex<AuthBudget>>,
-    auth_deferred: AtomicU64,
+    auth: AuthBudget,
 }
 
 /// The shoppers' shared settings.
@@ -208,16 +121,7 @@ impl Shop {
             feed_time: config.feed_time,
             sample_ratio: config.trace_sample_ratio,
             expect: config.expect,
-            auth: (config.auth_per_minute > 0).then(|| {
-                let burst = f64::from(config.auth_per_minute.min(8));
-                Mutex::new(AuthBudget {
-                    per_second: f64::from(config.auth_per_minute) / 60.0,
-                    burst,
-                    tokens: burst,
-                    at: Instant::now(),
-                })
-            }),
-            auth_deferred: AtomicU64::new(0),
+            auth: AuthBudget::new(config.auth_per_minute),
         })
     }
 
@@ -268,85 +172,6 @@ impl Shop {
         let start = rng.below(words.len() as u64) as usize;
         let n = if rng.below(2) == 0 { 1 } else { 2 };
         words[start..(start + n).min(words.len())].join(" ")
-    }
-
-    /// Takes one sign-in/sign-up from the client-side budget (`--auth-per-minute`).
-    fn take_auth(&self) -> bool {
-        let Some(budget) = &self.auth else {
-            return true;
-        };
-        let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if now < b.at {
-            // Paused by the gateway's 429 until its Retry-After has passed.
-            drop(b);
-            self.auth_deferred.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.per_second).min(b.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            self.auth_deferred.fetch_add(1, Ordering::Relaxed);
-            false
-        }
-    }
-
-    /// The gateway said 429 to a sign-in or sign-up: no more of them until `retry_after` has
-    /// passed (its per-client budget is spent, by this run or another from the same address).
-    fn auth_pause(&self, retry_after: Duration) {
-        if let Some(budget) = &self.auth {
-            let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
-            b.tokens = 0.0;
-            b.at = Instant::now() + retry_after;
-        }
-    }
-
-    /// Sign-ins and sign-ups not made for want of budget (done as anonymous steps instead).
-    pub fn auth_deferred(&self) -> u64 {
-        self.auth_deferred.load(Ordering::Relaxed)
-    }
-
-    /// What `step` must be for shopper `i`: `rate` without a token signs in (or up) first, a
-    /// sign-up finds an account that does not exist yet; without auth budget, a shopper who
-    /// would sign in goes on browsing (`browse`) or looks at a book (`book_page`).
-    fn plan(&self, step: Step, i: usize) -> Action {
-        let account = |i: usize, otherwise: Step| {
-            let exists = self.account(i).exists;
-            match (self.take_auth(), exists) {
-                (false, _) => Action::Anonymous(otherwise),
-                (true, true) => Action::SignIn(i),
-                (true, false) => Action::SignUp(i),
-            }
-        };
-        match step {
-            Step::Signup => {
-                // A pool account that does not exist yet; when every one does, a returning
-                // shopper signs in instead.
-                let n = self.accounts.len();
-                let j = (0..n)
-                    .map(|k| (i + k) % n)
-                    .find(|&j| !self.account(j).exists)
-                    .unwrap_or(i);
-                account(j, Step::Browse)
-            }
-            Step::Signin => account(i, Step::Browse),
-            Step::Rate | Step::ForYou => {
-                let token = self
-                    .account(i)
-                    .token
-                    .as_ref()
-                    .filter(|(_, until)| Instant::now() < *until)
-                    .map(|(t, _)| t.clone());
-                match token {
-                    Some(t) => Action::SignedIn(step, t),
-                    None => account(i, Step::BookPage),
-                }
-            }
-            other => Action::Anonymous(other),
-        }
     }
 
     /// Does `step` (or what it must become for this shopper) and reports how it went.
@@ -435,82 +260,6 @@ impl Shop {
         }
     }
 
-    /// `rate` or `for_you` with shopper `i`'s token.
-    async fn signed_in(&self, step: Step, i: usize, token: &str, rng: &mut SplitMix64) -> Done {
-        let done = if step == Step::Rate {
-            let ratings = self.readers.ratings_of(i as u32 % self.readers.users());
-            let next = {
-                let mut a = self.account(i);
-                a.next_rating += 1;
-                a.next_rating - 1
-            };
-            let r = &ratings[next % ratings.len().max(1)];
-            let req = self.http.request(
-                Method::PUT,
-                &format!("/api/v1/me/ratings/{}", r.book_id),
-                Some(token),
-                Some(&json!({ "stars": r.stars })),
-            );
-            self.exchange(step, req, rng).await.0
-        } else {
-            self.get(
-                step,
-                "/api/v1/me/recommendations?page_size=10".into(),
-                Some(token),
-                rng,
-            )
-            .await
-            .0
-        };
-        if done.outcome.status() == Some(401) {
-            self.account(i).token = None;
-        }
-        done
-    }
-
-    async fn sign_up(&self, i: usize, rng: &mut SplitMix64) -> Done {
-        let req = self.http.request(
-            Method::POST,
-            "/api/v1/users",
-            None,
-            Some(&json!({
-                "email": self.email(i),
-                "display_name": format!("Shopper {i}"),
-                "password": self.password(i),
-            })),
-        );
-        let (done, _) = self.exchange(Step::Signup, req, rng).await;
-        match done.outcome.status() {
-            Some(201 | 409) => self.account(i).exists = true,
-            Some(429) => self.auth_pause(Duration::from_secs(done.retry_after.unwrap_or(6))),
-            _ => {}
-        }
-        done
-    }
-
-    async fn sign_in(&self, i: usize, rng: &mut SplitMix64) -> Done {
-        let req = self.http.request(
-            Method::POST,
-            "/api/v1/sessions",
-            None,
-            Some(&json!({ "email": self.email(i), "password": self.password(i) })),
-        );
-        let (done, body) = self.exchange(Step::Signin, req, rng).await;
-        if done.outcome.status() == Some(429) {
-            self.auth_pause(Duration::from_secs(done.retry_after.unwrap_or(6)));
-        }
-        if let Some(v) = json(body)
-            && let Some(token) = v.get("access_token").and_then(Value::as_str)
-        {
-            let ttl = v.get("expires_in").and_then(Value::as_i64).unwrap_or(300);
-            // Signed in again a minute before the token expires (or halfway, for short ones).
-            let ttl = Duration::from_secs(ttl.max(2) as u64);
-            let until = Instant::now() + ttl.saturating_sub(Duration::from_secs(60)).max(ttl / 2);
-            self.account(i).token = Some((token.to_owned(), until));
-        }
-        done
-    }
-
     async fn get(
         &self,
         step: Step,
@@ -595,73 +344,6 @@ impl Shop {
         req.headers_mut().insert("traceparent", tp);
         trace_id
     }
-
-    /// Opens the live feed, reads it for `feed_time`, closes it. Its latency is the time to the
-    /// response's headers; the rating events read are counted.
-    async fn feed(&self, rng: &mut SplitMix64) -> Done {
-        let step = Step::Feed;
-        let mut req = self
-            .http
-            .request(Method::GET, "/api/v1/ratings/stream", None, None);
-        req.headers_mut().insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static("text/event-stream"),
-        );
-        let trace_id = self.trace(&mut req, rng);
-        let opened = self.http.open(req, self.timeout).await;
-        let mut done = Done {
-            step,
-            outcome: Outcome::Timeout {
-                expected: self.expect.transport,
-            },
-            answered: Instant::now(),
-            trace_id,
-            detail: format!("the feed did not open within {:?}", self.timeout),
-            feed_events: 0,
-            retry_after: None,
-        };
-        let resp = match opened {
-            Err(Failure::Timeout) => return done,
-            Err(e) => {
-                done.outcome = self.classify_error(&e);
-                done.detail = failure_text(&e);
-                return done;
-            }
-            Ok(resp) => resp,
-        };
-        done.answered = Instant::now();
-        let status = resp.status().as_u16();
-        done.outcome = self.classify_status(step, status);
-        done.detail.clear();
-        let mut body = resp.into_body();
-        if status >= 300 {
-            let whole = tokio::time::timeout(self.timeout, body.collect()).await;
-            done.detail = match whole {
-                Ok(Ok(b)) => detail_of(&b.to_bytes()),
-                _ => String::new(),
-            };
-            return done;
-        }
-        let mut pending: Vec<u8> = Vec::new();
-        let until = tokio::time::Instant::now() + self.feed_time;
-        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, body.frame()).await {
-            let Ok(chunk) = frame.into_data() else {
-                continue;
-            };
-            pending.extend_from_slice(&chunk);
-            while let Some(n) = pending.iter().position(|&b| b == b'\n') {
-                if pending[..n].trim_ascii() == b"event: rating" {
-                    done.feed_events += 1;
-                }
-                pending.drain(..=n);
-            }
-            // A line longer than any event is not an event line; bound the buffer.
-            if pending.len() > 64 * 1024 {
-                pending.clear();
-            }
-        }
-        done
-    }
 }
 
 /// What a failed exchange says in the report.
@@ -675,39 +357,6 @@ fn failure_text(e: &Failure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn traceparent_is_w3c_shaped() {
-        let mut r = SplitMix64::new(3);
-        let (tp, id) = traceparent(&mut r, true);
-        let parts: Vec<&str> = tp.to_str().unwrap().split('-').collect();
-        assert_eq!(parts.len(), 4);
-        assert_eq!(parts[0], "00");
-        assert_eq!(parts[1], id);
-        assert_eq!(parts[1].len(), 32);
-        assert_eq!(parts[2].len(), 16);
-        assert_eq!(parts[3], "01");
-        assert_ne!(parts[1], "0".repeat(32));
-        assert!(
-            traceparent(&mut r, false)
-                .0
-                .to_str()
-                .unwrap()
-                .ends_with("-00")
-        );
-    }
-
-    #[test]
-    fn encoding_and_details() {
-        assert_eq!(encode("the hobbit&x=1"), "the%20hobbit%26x%3D1");
-        assert_eq!(
-            detail_of(
-                br#"{"type":"about:blank","detail":"the recommendations service is unavailable"}"#
-            ),
-            "the recommendations service is unavailable"
-        );
-        assert_eq!(detail_of(b"plain"), "plain");
-    }
 
     #[test]
     fn search_words_come_from_popular_books() {
