@@ -7,10 +7,10 @@ use std::{
 };
 
 use catalog::Digest;
-use platform::{backoff::Backoff, metrics::Metrics};
+use platform::metrics::Metrics;
 use tokio::sync::{Notify, broadcast, watch};
 
-use super::{cursor::Cursor, metrics::LogMetrics, snapshot};
+use super::{cursor::Cursor, metrics::LogMetrics, retry::BACKOFF, snapshot};
 use crate::{
     recommender::Engine,
     similarity::Limits,
@@ -282,23 +282,4 @@ pub struct IndexState {
     pub users: usize,
     pub ratings: usize,
     pub digest: String,
-}
-
-/// 100 ms doubling per failure, to 5 s.
-pub(super) const BACKOFF: Backoff = Backoff {
-    base: Duration::from_millis(100),
-    cap: Duration::from_secs(5),
-    floor: Duration::ZERO,
-};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_five_seconds() {
-        assert_eq!(BACKOFF.step(1), Duration::from_millis(100));
-        assert_eq!(BACKOFF.step(2), Duration::from_millis(200));
-        assert_eq!(BACKOFF.step(30), Duration::from_secs(5));
-    }
 }

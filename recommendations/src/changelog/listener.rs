@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::follower::{BACKOFF, Follower};
+use super::{follower::Follower, retry::BACKOFF};
 
 /// Wakes `follower` at every PostgreSQL commit that logged a change, and after every
 /// (re)connection of the listening session (named `application_name` in `pg_stat_activity`).

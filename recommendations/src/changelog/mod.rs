@@ -25,6 +25,7 @@ mod cursor;
 mod follower;
 mod listener;
 mod metrics;
+mod retry;
 mod snapshot;
 
 pub use self::{

@@ -6,6 +6,7 @@ use std::time::Instant;
 use catalog::Digest;
 use futures_util::StreamExt;
 
+use super::retry::BACKOFF;
 use crate::{
     recommender::{IndexDigest, LoadSummary, Recommender},
     similarity::Limits,
@@ -46,7 +47,7 @@ pub(super) async fn load(
             Err(error) => {
                 tracing::warn!(%error, reason, "loading ratings failed; retrying");
                 failures = failures.saturating_add(1);
-                tokio::time::sleep(super::follower::BACKOFF.step(failures)).await;
+                tokio::time::sleep(BACKOFF.step(failures)).await;
             }
         }
     }
