@@ -7,6 +7,8 @@
 //! `api`, `pages` ← `router` (with `middleware`) ← `run` here.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+
 pub mod api;
 pub mod client_addr;
 pub mod config;

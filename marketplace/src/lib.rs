@@ -2,6 +2,8 @@
 //! `run` serves it on given listeners so tests start the real thing on port 0.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+
 pub mod catalog;
 pub mod grpc;
 

@@ -3,6 +3,8 @@
 //! one database agree: each follows the ratings' change log ([`changelog`]).
 #![forbid(unsafe_code)]
 
+pub mod cli;
+
 pub mod changelog;
 pub mod grpc;
 pub mod popularity;

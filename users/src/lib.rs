@@ -2,6 +2,8 @@
 //! owner's profile) over gRPC, stored in SQLite by default or PostgreSQL.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+
 pub mod account;
 pub mod grpc;
 pub mod keygen;

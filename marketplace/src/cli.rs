@@ -1,0 +1,25 @@
+//! The marketplace binary's entry point: parse config, start telemetry, bind, serve until SIGTERM/SIGINT.
+
+use std::{ffi::OsString, process::ExitCode};
+
+use crate::Config;
+use clap::Parser;
+
+/// The binary with `args` (the first is the program name).
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    platform::listen::block_on(async_main(args))
+}
+
+async fn async_main(args: Vec<OsString>) -> ExitCode {
+    let config = Config::parse_from(args);
+    let _telemetry = platform::telemetry::init("marketplace", &config.telemetry);
+    platform::listen::exit_status("marketplace", serve(config).await)
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let grpc = platform::listen::bind(config.grpc_addr, "grpc-addr", "GRPC_ADDR").await?;
+    let admin = platform::listen::bind(config.admin_addr, "admin-addr", "ADMIN_ADDR").await?;
+    tracing::info!(grpc = %config.grpc_addr, admin = %config.admin_addr, "listening");
+    crate::run(grpc, admin, config, platform::shutdown::shutdown_signal()).await?;
+    Ok(())
+}
