@@ -253,11 +253,12 @@ LOCAL_BASE_IMAGE ?= bookstore-local/debian:bookworm-minbase
 RUNTIME_ARG = $(if $(RUNTIME_IMAGE),--build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE))
 
 .PHONY: images
-images: ## Build the image $(IMAGE) with all four binaries (PREBUILT=1: from target/release, no Rust image)
+images: ## Build the image $(IMAGE): one executable for all five binaries (PREBUILT=1: from target/release, no Rust image)
 ifeq ($(PREBUILT),1)
-	$(CARGO) build --release --bins
-	rm -rf $(RUN_DIR)/image-context && mkdir -p $(RUN_DIR)/image-context/target/release
-	cp $(addprefix target/release/,$(BINS)) $(RUN_DIR)/image-context/target/release/
+	$(CARGO) build --release -p bookstore
+	rm -rf $(RUN_DIR)/image-context && mkdir -p $(RUN_DIR)/image-context/out
+	strip -o $(RUN_DIR)/image-context/out/bookstore target/release/bookstore
+	for name in $(BINS); do ln -s bookstore $(RUN_DIR)/image-context/out/$$name; done
 	$(DOCKER) build --build-arg BINARIES=prebuilt $(RUNTIME_ARG) -t $(IMAGE) -f Dockerfile $(RUN_DIR)/image-context
 else
 	$(DOCKER) build $(RUNTIME_ARG) -t $(IMAGE) .
