@@ -93,6 +93,7 @@ mod interceptor;
 mod keys;
 mod revoked;
 mod tokens;
+mod verified;
 
 pub use self::{
     interceptor::{AuthInterceptor, Caller, caller},

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ALGORITHM, Claims, KeyError, MAX_TOKEN_LEN, PUBLIC_KEY_LEN, TokenError,
     keys::{check_kid, decode_key, has_small_order},
+    verified::VerifiedTokens,
 };
 
 /// A token's header: which algorithm and which key. Anything else in it (`crit`, `jku`, ...)
@@ -110,6 +111,8 @@ impl TokenSigner {
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: Arc<Vec<(String, [u8; PUBLIC_KEY_LEN])>>,
+    /// Tokens these keys verified, until they expire.
+    verified: Arc<VerifiedTokens>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -160,6 +163,7 @@ impl TokenVerifier {
         }
         Ok(Self {
             keys: Arc::new(keys),
+            verified: Arc::default(),
         })
     }
 
@@ -180,8 +184,18 @@ impl TokenVerifier {
         self.keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
     }
 
-    /// Checks algorithm, key, signature and expiry at `now` (seconds since the epoch).
+    /// Checks algorithm, key, signature and expiry at `now` (seconds since the epoch); a token
+    /// these keys verified before is only checked for expiry.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
+        }
+        let claims = self.check(token, now)?;
+        self.verified.insert(token, &claims, now);
+        Ok(claims)
+    }
+
+    fn check(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
