@@ -90,6 +90,24 @@ pub fn exit_status<E: std::error::Error + ?Sized>(
     }
 }
 
+/// Runs a binary's `main` future on a multi-threaded runtime, as `#[tokio::main]` would: a
+/// function rather than the attribute, so one executable can hold every binary's entry point
+/// (the image's `bookstore`).
+pub fn block_on<F: std::future::Future<Output = std::process::ExitCode>>(
+    main: F,
+) -> std::process::ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(main),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,23 +128,5 @@ mod tests {
             text.contains("--grpc-addr") && text.contains("GRPC_ADDR"),
             "{text}"
         );
-    }
-}
-
-/// Runs a binary's `main` future on a multi-threaded runtime, as `#[tokio::main]` would: a
-/// function rather than the attribute, so one executable can hold every binary's entry point
-/// (the image's `bookstore`).
-pub fn block_on<F: std::future::Future<Output = std::process::ExitCode>>(
-    main: F,
-) -> std::process::ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(main),
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            std::process::ExitCode::FAILURE
-        }
     }
 }
