@@ -152,7 +152,7 @@ clean: ## Remove build output and local databases
 	rm -rf $(RUN_DIR)
 
 .PHONY: bench
-bench: bench-outside bench-recommendations bench-replicas ## Every benchmark: the suite from outside beside a bare floor; recommendations at 1M ratings; three replicas converging
+bench: bench-outside bench-curves bench-recommendations bench-replicas ## Every benchmark: the suite from outside beside a bare floor; latency curves; recommendations at 1M ratings; three replicas converging
 
 .PHONY: bench-outside
 bench-outside: ## Release processes under wrk/h2load, CPU from /proc, beside a bare axum -> tonic pair (report: target/bench/outside.md)
@@ -160,6 +160,13 @@ bench-outside: ## Release processes under wrk/h2load, CPU from /proc, beside a b
 	$(CARGO) build --release --bins
 	$(CARGO) run --release -p bench --bin outside -- $(BENCH_ARGS)
 	python3 docs/bench_report.py outside target/bench/outside.md
+
+.PHONY: bench-curves
+bench-curves: ## p50/p99 against offered rate (open loop, 9 steps past capacity) for five paths, suite and bare pair; servers on CPU 1, load on CPU 0 (report: docs/performance.md and docs/performance-curves.svg)
+	@command -v taskset >/dev/null || { echo "make bench-curves needs taskset (util-linux)" >&2; exit 1; }
+	$(CARGO) build --release --bins
+	$(CARGO) run --release -p bench --bin curves -- $${STEP_SECONDS:-3}
+	python3 docs/bench_report.py curves target/bench/curves.md
 
 .PHONY: bench-recommendations
 bench-recommendations: ## Recommendations over 1,000,000 synthetic ratings: RSS, exec->SERVING, p50/p99 (report in target/bench/)

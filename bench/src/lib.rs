@@ -11,9 +11,12 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod chart;
+pub mod curves;
 pub mod http1;
 pub mod load;
 pub mod open_loop;
+pub mod open_rate;
 pub mod outside;
 pub mod procfs;
 pub mod report;

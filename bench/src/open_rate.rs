@@ -1,0 +1,209 @@
+//! An open-loop HTTP/1.1 load at a fixed offered rate, the way wrk2 makes one: request `i` is due
+//! at `start + i / rate` whether or not earlier ones were answered, a fixed set of keep-alive
+//! connections takes the due requests in turn, and each latency is counted from when the request
+//! was due, so a server that stalls is charged for every request that waited (no coordinated
+//! omission). Plain sockets, no HTTP client library between the load and what it measures.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    sync::mpsc,
+};
+
+/// One request of the load: made afresh for each send (`n` counts them), so ids and bodies vary.
+pub type MakeRequest = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
+/// What one run at one offered rate measured.
+#[derive(Clone, Copy, Debug)]
+pub struct RateRun {
+    pub offered: f64,
+    /// Answers per second within the measured window.
+    pub achieved: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Answers that were not 2xx, and requests left unanswered when the run ended.
+    pub failed: u64,
+}
+
+/// How one run is shaped.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub connections: usize,
+    /// Sent but not measured, so connections and caches are warm.
+    pub warmup: Duration,
+    pub measured: Duration,
+    /// How long answers still due are waited for after the last send.
+    pub drain: Duration,
+}
+
+/// Offers `rate` requests per second of `make` to `127.0.0.1:port` for the warm-up and the
+/// measured window; see the module header.
+pub fn run(port: u16, rate: f64, shape: Shape, make: MakeRequest) -> RateRun {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the load")
+        .block_on(offer(port, rate, shape, make))
+}
+
+/// A due request: when it was due and whether it falls in the measured window.
+type Due = (Instant, bool);
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u64>,
+    failed: u64,
+}
+
+async fn offer(port: u16, rate: f64, shape: Shape, make: MakeRequest) -> RateRun {
+    let (tx, rx) = mpsc::unbounded_channel::<Due>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let start = Instant::now() + Duration::from_millis(50);
+    let measure_from = start + shape.warmup;
+    let end = measure_from + shape.measured;
+    let mut workers = Vec::new();
+    for _ in 0..shape.connections {
+        let (rx, tally, make) = (rx.clone(), tally.clone(), make.clone());
+        workers.push(tokio::spawn(connection(port, rx, tally, make)));
+    }
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut sent_measured = 0u64;
+    for i in 0u64.. {
+        let due = start + interval.mul_f64(i as f64);
+        if due >= end {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let measured = due >= measure_from;
+        sent_measured += u64::from(measured);
+        if tx.send((due, measured)).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let deadline = tokio::time::Instant::from_std(Instant::now() + shape.drain);
+    for w in workers {
+        if tokio::time::timeout_at(deadline, w).await.is_err() {
+            break;
+        }
+    }
+    let mut t = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
+    let answered = t.latencies_us.len() as u64;
+    // Requests never answered count as slower than any answer.
+    let unanswered = sent_measured.saturating_sub(answered + t.failed);
+    t.latencies_us
+        .extend(std::iter::repeat_n(u64::MAX, unanswered as usize));
+    t.latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        match t.latencies_us.len() {
+            0 => f64::INFINITY,
+            n => {
+                let v = t.latencies_us[((n as f64 * p).ceil() as usize).clamp(1, n) - 1];
+                if v == u64::MAX {
+                    f64::INFINITY
+                } else {
+                    v as f64 / 1000.0
+                }
+            }
+        }
+    };
+    RateRun {
+        offered: rate,
+        achieved: answered as f64 / shape.measured.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        failed: t.failed + unanswered,
+    }
+}
+
+/// One keep-alive connection taking due requests until there are none; reconnects after an error.
+async fn connection(
+    port: u16,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Due>>>,
+    tally: Arc<Mutex<Tally>>,
+    make: MakeRequest,
+) {
+    let mut conn: Option<BufReader<TcpStream>> = None;
+    let mut n = 0u64;
+    loop {
+        let Some((due, measured)) = rx.lock().await.recv().await else {
+            return;
+        };
+        n += 1;
+        if conn.is_none() {
+            conn = TcpStream::connect(("127.0.0.1", port)).await.ok().map(|s| {
+                let _ = s.set_nodelay(true);
+                BufReader::new(s)
+            });
+        }
+        let ok = match conn.as_mut() {
+            Some(c) => exchange(c, &make(n)).await,
+            None => false,
+        };
+        if !ok {
+            conn = None;
+        }
+        if measured {
+            let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+            if ok {
+                t.latencies_us.push(due.elapsed().as_micros() as u64);
+            } else {
+                t.failed += 1;
+            }
+        }
+    }
+}
+
+/// Sends `request` and reads its whole answer; whether it was a 2xx.
+async fn exchange(conn: &mut BufReader<TcpStream>, request: &str) -> bool {
+    if conn.get_mut().write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+        return false;
+    }
+    let ok = line.split(' ').nth(1).is_some_and(|s| s.starts_with('2'));
+    let (mut length, mut chunked) = (0usize, false);
+    loop {
+        line.clear();
+        if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return false;
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let lower = header.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+    if chunked {
+        loop {
+            line.clear();
+            if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return false;
+            }
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16);
+            let Ok(size) = size else { return false };
+            let mut chunk = vec![0u8; size + 2];
+            if conn.read_exact(&mut chunk).await.is_err() {
+                return false;
+            }
+            if size == 0 {
+                return ok;
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).await.is_ok() && ok
+}
