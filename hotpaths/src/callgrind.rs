@@ -20,7 +20,7 @@ fn total(valgrind: &str, path: HotPath, requests: u32, dir: &Path) -> Result<u64
     let status = Command::new(valgrind)
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
-        .args(["--quiet", "--dump-line=no"])
+        .arg("--quiet")
         .arg(exe)
         .args(["drive", path.name(), "--requests", &requests.to_string()])
         .env("RUST_LOG", "off")

@@ -75,7 +75,7 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         short: u32,
         /// Requests of the long callgrind run.
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 520)]
         long: u32,
         /// A path fails the check when it rose by more than this (percent).
         #[arg(long, default_value_t = 3.0)]
@@ -227,7 +227,7 @@ fn spread(c: &Counting, repeat: u32) -> ExitCode {
         .map(|b| counts_of(&b))
         .unwrap_or(Counts {
             short: 20,
-            long: 120,
+            long: 520,
         });
     for path in c.paths() {
         let mut runs = Vec::new();
