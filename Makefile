@@ -180,6 +180,29 @@ bench-replicas: ## Three recommendations replicas on one PostgreSQL (TEST_POSTGR
 	$(CARGO) bench -p recommendations --bench replicas -- $(REPLICAS_ARGS)
 	python3 docs/bench_report.py replicas target/bench/replicas.md
 
+# --- The regression alarm: callgrind's instructions per request on the hot paths (hotpaths/) -----
+.PHONY: perf-check
+perf-check: ## The regression alarm: instructions per request of the hot paths under callgrind; fails on a rise above hotpaths/baseline.json's threshold
+	@command -v $${VALGRIND:-valgrind} >/dev/null || { echo "make perf-check needs valgrind: apt-get install valgrind" >&2; exit 1; }
+	$(CARGO) build --release -p hotpaths
+	target/release/hotpaths check
+
+.PHONY: perf-baseline
+perf-baseline: ## Rewrite hotpaths/baseline.json from this tree (a rise that is intended: commit it, saying why)
+	@command -v $${VALGRIND:-valgrind} >/dev/null || { echo "make perf-baseline needs valgrind: apt-get install valgrind" >&2; exit 1; }
+	$(CARGO) build --release -p hotpaths
+	target/release/hotpaths update
+
+# What CI runs after the tests: the alarm, or a note saying why not (a failure when
+# BOOKSTORE_REQUIRE_VALGRIND is set, as .ci/run sets it).
+.PHONY: perf-check-or-skip
+perf-check-or-skip:
+	@if [ -n "$${BOOKSTORE_REQUIRE_VALGRIND:-}" ] || command -v $${VALGRIND:-valgrind} >/dev/null; then \
+	  $(MAKE) --no-print-directory perf-check; \
+	else \
+	  echo "SKIPPED: the regression alarm (make perf-check) needs valgrind (.ci/run installs it)."; \
+	fi
+
 # --- Load and seed data: loadgen against the `make run` suite (or LOAD_TARGET, e.g. a cluster) ---
 LOAD_TARGET ?= http://127.0.0.1:8080
 LOAD_ARGS ?=
