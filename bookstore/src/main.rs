@@ -35,7 +35,7 @@ fn run(name: &str, args: Vec<OsString>) -> ExitCode {
         "recommendations" => recommendations::cli::main(args),
         "users" => users::cli::main(args),
         "gateway" => gateway::cli::main(args),
-        "loadgen" => loadgen::cli::main(args),
+        "loadgen" => loadgen::entry::main(args),
         other => {
             eprintln!("bookstore: no binary named {other:?} (one of: {NAMES})");
             ExitCode::from(2)

@@ -8,6 +8,7 @@
 pub mod alarm;
 pub mod auth_budget;
 pub mod cli;
+pub mod entry;
 pub mod http;
 pub mod request;
 pub mod run;

@@ -4,5 +4,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    loadgen::cli::main(std::env::args_os().collect())
+    loadgen::entry::main(std::env::args_os().collect())
 }
