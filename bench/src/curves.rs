@@ -160,11 +160,12 @@ fn sweep(path: &Target, bare: &Stack, suite: &Stack, shape: Shape) -> Swept {
         ..shape
     };
     let calibrate = |s: &Stack| {
-        let probe = Shape {
-            measured: Duration::from_secs(2),
-            ..shape
-        };
-        crate::open_rate::run(s.http, 200_000.0, probe, path.make.clone()).achieved
+        crate::open_rate::closed_loop_rate(
+            s.http,
+            path.connections,
+            Duration::from_secs(2),
+            path.make.clone(),
+        )
     };
     let top = if path.on_bare {
         calibrate(bare)
@@ -210,8 +211,10 @@ fn report(swept: &[Swept], measured: Duration) -> String {
     let _ = writeln!(r, "# Latency against offered rate\n");
     let _ = writeln!(
         r,
-        "Open loop, latency from each request's due time (no coordinated omission); {} s measured \
-         per step after 1 s of warm-up; servers pinned to CPU {SERVER_CPU}, the load to CPU \
+        "Open loop: each request is sent when it is due whether or not earlier ones were answered, \
+         and its latency counts from then, waiting for a free connection included (no coordinated \
+         omission); 32 keep-alive connections (16 for the write); {} s measured per step after 1 s \
+         of warm-up; \"answered\" is answers per second within the measured window; servers pinned to CPU {SERVER_CPU}, the load to CPU \
          {LOAD_CPU} (`taskset`); release binaries; `make bench-curves`. Capacity: the highest \
          offered rate with p99 under the bound and at least 95% answered.\n",
         measured.as_secs()

@@ -1,8 +1,8 @@
 //! An open-loop HTTP/1.1 load at a fixed offered rate, the way wrk2 makes one: request `i` is due
 //! at `start + i / rate` whether or not earlier ones were answered, a fixed set of keep-alive
 //! connections takes the due requests in turn, and each latency is counted from when the request
-//! was due, so a server that stalls is charged for every request that waited (no coordinated
-//! omission). Plain sockets, no HTTP client library between the load and what it measures.
+//! was due (sent, the load's own timer lateness aside), so a server that stalls is charged for
+//! every request that waited for a connection (no coordinated omission). Plain sockets, no HTTP client library between the load and what it measures.
 
 use std::{
     sync::{Arc, Mutex},
@@ -51,13 +51,16 @@ pub fn run(port: u16, rate: f64, shape: Shape, make: MakeRequest) -> RateRun {
         .block_on(offer(port, rate, shape, make))
 }
 
-/// A due request: when it was due and whether it falls in the measured window.
+/// A due request: when it was sent (its due time, or just after) and whether it falls in the
+/// measured window.
 type Due = (Instant, bool);
 
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u64>,
     failed: u64,
+    /// Answers (to any request) that arrived within the measured window.
+    in_window: u64,
 }
 
 async fn offer(port: u16, rate: f64, shape: Shape, make: MakeRequest) -> RateRun {
@@ -70,7 +73,8 @@ async fn offer(port: u16, rate: f64, shape: Shape, make: MakeRequest) -> RateRun
     let mut workers = Vec::new();
     for _ in 0..shape.connections {
         let (rx, tally, make) = (rx.clone(), tally.clone(), make.clone());
-        workers.push(tokio::spawn(connection(port, rx, tally, make)));
+        let window = (measure_from, end);
+        workers.push(tokio::spawn(connection(port, rx, tally, make, window)));
     }
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut sent_measured = 0u64;
@@ -79,10 +83,17 @@ async fn offer(port: u16, rate: f64, shape: Shape, make: MakeRequest) -> RateRun
         if due >= end {
             break;
         }
-        tokio::time::sleep_until(due.into()).await;
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        } else {
+            // Behind schedule: let the connections run before sending more.
+            tokio::task::yield_now().await;
+        }
         let measured = due >= measure_from;
         sent_measured += u64::from(measured);
-        if tx.send((due, measured)).is_err() {
+        // Counted from when it was sent: never before it was due, and the timer's own
+        // lateness (up to a millisecond) is the load's, not the server's.
+        if tx.send((Instant::now(), measured)).is_err() {
             break;
         }
     }
@@ -115,11 +126,44 @@ async fn offer(port: u16, rate: f64, shape: Shape, make: MakeRequest) -> RateRun
     };
     RateRun {
         offered: rate,
-        achieved: answered as f64 / shape.measured.as_secs_f64(),
+        achieved: t.in_window as f64 / shape.measured.as_secs_f64(),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         failed: t.failed + unanswered,
     }
+}
+
+/// The rate `connections` keep-alive connections reach sending back to back for `within`: the
+/// stack's capacity, where a sweep's steps are placed.
+pub fn closed_loop_rate(port: u16, connections: usize, within: Duration, make: MakeRequest) -> f64 {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the load")
+        .block_on(async move {
+            let end = Instant::now() + within;
+            let mut tasks = Vec::new();
+            for _ in 0..connections {
+                let make = make.clone();
+                tasks.push(tokio::spawn(async move {
+                    let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await else {
+                        return 0u64;
+                    };
+                    let _ = s.set_nodelay(true);
+                    let mut conn = BufReader::new(s);
+                    let mut answered = 0u64;
+                    while Instant::now() < end && exchange(&mut conn, &make(answered)).await {
+                        answered += 1;
+                    }
+                    answered
+                }));
+            }
+            let mut total = 0u64;
+            for t in tasks {
+                total += t.await.unwrap_or(0);
+            }
+            total as f64 / within.as_secs_f64()
+        })
 }
 
 /// One keep-alive connection taking due requests until there are none; reconnects after an error.
@@ -128,6 +172,7 @@ async fn connection(
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Due>>>,
     tally: Arc<Mutex<Tally>>,
     make: MakeRequest,
+    window: (Instant, Instant),
 ) {
     let mut conn: Option<BufReader<TcpStream>> = None;
     let mut n = 0u64;
@@ -149,8 +194,10 @@ async fn connection(
         if !ok {
             conn = None;
         }
+        let now = Instant::now();
+        let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+        t.in_window += u64::from(ok && now >= window.0 && now < window.1);
         if measured {
-            let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
             if ok {
                 t.latencies_us.push(due.elapsed().as_micros() as u64);
             } else {
