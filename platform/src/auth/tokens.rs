@@ -237,3 +237,20 @@ impl TokenVerifier {
         self.verify_at(token, crate::now_unix_ms() / 1000)
     }
 }
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verified_once_is_found_verified_the_next_time() {
+        let keys = crate::auth::generate_keys();
+        let signer = TokenSigner::from_secret(&keys.signing_key).unwrap();
+        let verifier = TokenVerifier::parse(&keys.public_key).unwrap();
+        let (token, claims) = signer.issue("user-1", Duration::from_secs(600));
+        let now = claims.iat;
+        assert!(verifier.verified.get(&token, now).is_none());
+        assert_eq!(verifier.verify_at(&token, now).unwrap(), claims);
+        assert_eq!(verifier.clone().verified.get(&token, now), Some(claims));
+    }
+}
