@@ -46,6 +46,9 @@ fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
     while body.len() >= 5 {
         let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        if body.len() < 5 + len {
+            break; // not gRPC-Web frames (a plain HTTP answer)
+        }
         out.push((body[0], body[5..5 + len].to_vec()));
         body = &body[5 + len..];
     }
@@ -341,4 +344,36 @@ async fn a_client_holds_at_most_its_share_of_live_feeds() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_before_any_service_sees_it() {
+    let s = Suite::start().await;
+    // A search of 64 KiB, four times the gateway's default BODY_LIMIT_BYTES (16 KiB).
+    let query = "a".repeat(64 * 1024);
+    let big = frame(&protos::marketplace::v1::SearchBooksRequest {
+        query,
+        ..Default::default()
+    });
+    let (status, _, _) = call(
+        &s.base_url,
+        "/bookstore.marketplace.v1.MarketplaceService/SearchBooks",
+        big,
+        false,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        status, 413,
+        "the REST API's body limit holds for gRPC-Web too"
+    );
+    if let Some(admin) = s.admin("marketplace") {
+        let searched = metric(
+            admin,
+            "grpc_server_handled_total",
+            &["grpc_method=\"SearchBooks\""],
+        )
+        .await;
+        assert_eq!(searched, 0.0, "the marketplace was never asked");
+    }
 }

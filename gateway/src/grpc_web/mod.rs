@@ -22,7 +22,10 @@ use platform::{
 };
 use tonic::body::Body;
 use tower::{ServiceBuilder, service_fn};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+};
 
 use self::{
     forward::{Forward, refusal},
@@ -85,6 +88,10 @@ pub fn router(state: &AppState, metrics: &Metrics, origins: &[HeaderValue]) -> R
         .service(inner);
     let web = ServiceBuilder::new()
         .layer(cors(origins))
+        .map_response(|r: http::Response<_>| r.map(axum::body::Body::new))
+        // The REST API's body limit is its extractors'; a forwarded call has none, so it is
+        // applied here: 413 before any service is asked.
+        .layer(RequestBodyLimitLayer::new(state.body_limit))
         .layer(tonic_web::GrpcWebLayer::new())
         .service(grpc);
     let mut router = Router::new();
