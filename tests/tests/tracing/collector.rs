@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, any_value::Value as Any},
     trace::v1::Span,
 };
-use tests::unique;
+use tests::{Suite, SuiteOptions, unique};
 use tonic::{Request, Response, Status, transport::Server};
 
 /// A span as received, with the service that sent it.
@@ -79,7 +79,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(crate) async fn start_collector() -> (Collector, String) {
+async fn start_collector() -> (Collector, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let collector = Collector::default();
@@ -90,6 +90,23 @@ pub(crate) async fn start_collector() -> (Collector, String) {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     (collector, format!("http://{addr}"))
+}
+
+/// A suite made as `options` says, exporting its spans to a receiver of this test's (every
+/// batch within 100 ms); `None` after saying why when the suite is not this test's to configure.
+pub(crate) async fn traced_suite(mut options: SuiteOptions) -> Option<(Collector, Suite)> {
+    if Suite::is_external() {
+        platform::database::testing::note_skip(
+            "tracing: needs to point the suite at its own OTLP receiver",
+        );
+        return None;
+    }
+    let (collector, endpoint) = start_collector().await;
+    options.env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "100".to_owned()),
+    ]);
+    Some((collector, Suite::start_options(options).await))
 }
 
 /// Waits (bounded) until the trace holds spans from every named service, then a little longer

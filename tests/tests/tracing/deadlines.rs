@@ -3,28 +3,20 @@
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
-use tests::{Suite, SuiteOptions};
+use tests::SuiteOptions;
 
-use crate::collector::{attr, random_hex, start_collector, wait_for_trace};
+use crate::collector::{attr, random_hex, traced_suite, wait_for_trace};
 
 #[tokio::test]
 async fn an_expired_deadline_is_deadline_exceeded_on_both_sides() {
-    if Suite::is_external() {
-        platform::database::testing::note_skip(
-            "tracing: needs to point the suite at its own OTLP receiver",
-        );
-        return;
-    }
-    let (collector, endpoint) = start_collector().await;
-    let s = Suite::start_options(SuiteOptions {
-        env: vec![
-            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.clone()),
-            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
-        ],
+    let Some((collector, s)) = traced_suite(SuiteOptions {
         env_for: vec![("gateway".into(), "REQUEST_TIMEOUT_MS".into(), "800".into())],
         ..SuiteOptions::default()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let client = reqwest::Client::new();
     let market = s.admin("marketplace").unwrap().to_owned();
     let r = client

@@ -4,29 +4,24 @@
 use std::collections::{HashMap, HashSet};
 
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
-use tests::Suite;
+use tests::SuiteOptions;
 
 use crate::{
-    collector::{Received, attr, hex, random_hex, start_collector, wait_for_trace},
+    collector::{Received, attr, hex, random_hex, traced_suite, wait_for_trace},
     logs::trace_lines,
 };
 
 #[tokio::test]
 async fn one_page_view_is_one_trace_across_gateway_marketplace_and_recommendations() {
-    if Suite::is_external() {
-        platform::database::testing::note_skip(
-            "tracing: needs to point the suite at its own OTLP receiver",
-        );
+    // Every page view asks for the popular panel (it is otherwise kept a second).
+    let Some((collector, s)) = traced_suite(SuiteOptions {
+        env: vec![("POPULAR_CACHE_MS".into(), "0".into())],
+        ..SuiteOptions::default()
+    })
+    .await
+    else {
         return;
-    }
-    let (collector, endpoint) = start_collector().await;
-    let s = Suite::start_with(&[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        // Every page view asks for the popular panel (it is otherwise kept a second).
-        ("POPULAR_CACHE_MS", "0"),
-    ])
-    .await;
+    };
     let client = reqwest::Client::new();
     let trace_id = random_hex(16);
     let parent = random_hex(8);
@@ -161,18 +156,9 @@ async fn one_page_view_is_one_trace_across_gateway_marketplace_and_recommendatio
 
 #[tokio::test]
 async fn a_grpc_web_call_is_one_trace_from_the_caller_to_the_service() {
-    if Suite::is_external() {
-        platform::database::testing::note_skip(
-            "tracing: needs to point the suite at its own OTLP receiver",
-        );
+    let Some((collector, s)) = traced_suite(SuiteOptions::default()).await else {
         return;
-    }
-    let (collector, endpoint) = start_collector().await;
-    let s = Suite::start_with(&[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    ])
-    .await;
+    };
     let (trace_id, parent) = (random_hex(16), random_hex(8));
     // GetBook { id: 1 } in one gRPC-Web frame, as a browser's generated client sends it.
     let r = reqwest::Client::new()
