@@ -66,14 +66,14 @@ fn grpc_status(headers: &http::HeaderMap, frames: &[(u8, Vec<u8>)]) -> Option<St
         .find_map(|l| l.strip_prefix("grpc-status:").map(|v| v.trim().to_owned()))
 }
 
-/// One gRPC-Web call over HTTP/1.1 or (prior knowledge) HTTP/2.
-async fn call(
+/// A gRPC-Web call's answer with its body unread, over HTTP/1.1 or (prior knowledge) HTTP/2.
+async fn send(
     base: &str,
     path: &str,
     body: Bytes,
     h2: bool,
     headers: &[(&str, &str)],
-) -> (http::StatusCode, http::HeaderMap, Vec<(u8, Vec<u8>)>) {
+) -> http::Response<impl http_body::Body<Data = Bytes, Error = impl std::fmt::Debug>> {
     let client = Client::builder(TokioExecutor::new())
         .http2_only(h2)
         .build_http::<Full<Bytes>>();
@@ -83,14 +83,24 @@ async fn call(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(10),
         client.request(req.body(Full::new(body)).unwrap()),
     )
     .await
     .expect("answered within 10 s")
-    .expect("a response");
-    let (parts, body) = res.into_parts();
+    .expect("a response")
+}
+
+/// One gRPC-Web call, its answer read whole.
+async fn call(
+    base: &str,
+    path: &str,
+    body: Bytes,
+    h2: bool,
+    headers: &[(&str, &str)],
+) -> (http::StatusCode, http::HeaderMap, Vec<(u8, Vec<u8>)>) {
+    let (parts, body) = send(base, path, body, h2, headers).await.into_parts();
     let body = body.collect().await.expect("the whole body").to_bytes();
     (parts.status, parts.headers, frames(&body))
 }
@@ -291,30 +301,15 @@ async fn a_client_holds_at_most_its_share_of_live_feeds() {
         return;
     }
     let s = Suite::start_with(&[("FEED_LIMIT_PER_CLIENT", "1")]).await;
+    let feed = || frame(&WatchRatingsRequest { book_id: 0 });
     // The first feed stays open: its body never ends while the test holds it.
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let first = client
-        .request(
-            http::Request::post(format!("{}{WATCH}", s.base_url))
-                .header("content-type", "application/grpc-web+proto")
-                .body(Full::new(frame(&WatchRatingsRequest { book_id: 0 })))
-                .unwrap(),
-        )
-        .await
-        .expect("the first feed opens");
+    let first = send(&s.base_url, WATCH, feed(), false, &[]).await;
     assert_eq!(first.status(), 200);
     assert!(
         first.headers().get("grpc-status").is_none(),
         "the first feed is open"
     );
-    let (_, headers, frames) = call(
-        &s.base_url,
-        WATCH,
-        frame(&WatchRatingsRequest { book_id: 0 }),
-        false,
-        &[],
-    )
-    .await;
+    let (_, headers, frames) = call(&s.base_url, WATCH, feed(), false, &[]).await;
     assert_eq!(
         grpc_status(&headers, &frames).as_deref(),
         Some("8"),
@@ -330,16 +325,7 @@ async fn a_client_holds_at_most_its_share_of_live_feeds() {
         "the feed's place given back",
         Duration::from_secs(10),
         || async {
-            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-            let res = client
-                .request(
-                    http::Request::post(format!("{}{WATCH}", s.base_url))
-                        .header("content-type", "application/grpc-web+proto")
-                        .body(Full::new(frame(&WatchRatingsRequest { book_id: 0 })))
-                        .unwrap(),
-                )
-                .await
-                .unwrap();
+            let res = send(&s.base_url, WATCH, feed(), false, &[]).await;
             res.headers().get("grpc-status").is_none()
         },
     )
