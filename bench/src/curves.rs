@@ -5,15 +5,7 @@
 //! path's bound and at least 95% of the rate answered. The servers run on core 1 and the load on
 //! core 0 (`taskset`), so the load never takes the servers' CPU.
 
-use std::{
-    fmt::Write as _,
-    io::{Read, Write},
-    net::TcpStream,
-    path::Path,
-    process::Command,
-    sync::Arc,
-    time::Duration,
-};
+use std::{fmt::Write as _, path::Path, process::Command, sync::Arc, time::Duration};
 
 use crate::{
     open_rate::{MakeRequest, RateRun, Shape},
@@ -309,17 +301,12 @@ fn api_token(port: u16) -> String {
     let email = format!("curves-{}@example.org", tests::free_port());
     let password = "bench-password-1";
     let post = |path: &str, body: String| {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the gateway");
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
         let req = format!(
             "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        s.write_all(req.as_bytes()).expect("a request");
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        answer
+        crate::http1::exchange(port, &req, path)
     };
     post(
         "/api/v1/users",

@@ -47,7 +47,7 @@ fn http_ok(url: &str) -> bool {
 }
 
 /// Sends `request` to the gateway on `port` and reads the whole answer.
-fn exchange(port: u16, request: &str, what: &str) -> String {
+pub(crate) fn exchange(port: u16, request: &str, what: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the gateway");
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     s.write_all(request.as_bytes()).expect(what);
