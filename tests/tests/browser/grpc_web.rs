@@ -16,11 +16,7 @@ fn page() -> Option<String> {
     let dir = match tests::web_client::generated() {
         Ok(dir) => dir,
         Err(why) => {
-            assert!(
-                std::env::var("BOOKSTORE_REQUIRE_BROWSER").is_err(),
-                "BOOKSTORE_REQUIRE_BROWSER is set but {why}"
-            );
-            platform::database::testing::note_skip(&format!("gRPC-Web in Chromium: {why}"));
+            crate::helpers::skip(&format!("the gRPC-Web page: {why}"));
             return None;
         }
     };

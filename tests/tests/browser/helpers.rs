@@ -8,6 +8,7 @@ mod driver;
 mod page;
 
 pub use api::{api_my_stars, api_rate, api_reader, api_title, hobbit_id, http};
+pub(crate) use driver::skip;
 pub use driver::{axe_source, screenshot_dir};
 pub use page::book_id;
 
