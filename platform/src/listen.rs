@@ -90,6 +90,18 @@ pub fn exit_status<E: std::error::Error + ?Sized>(
     }
 }
 
+/// A gRPC service's two listeners: `--grpc-addr` (`GRPC_ADDR`) and `--admin-addr`
+/// (`ADMIN_ADDR`), each bound as [`bind`] does, and a line saying where it listens.
+pub async fn bind_grpc_and_admin(
+    grpc: SocketAddr,
+    admin: SocketAddr,
+) -> Result<(TcpListener, TcpListener), BindError> {
+    let grpc_listener = bind(grpc, "grpc-addr", "GRPC_ADDR").await?;
+    let admin_listener = bind(admin, "admin-addr", "ADMIN_ADDR").await?;
+    tracing::info!(%grpc, %admin, "listening");
+    Ok((grpc_listener, admin_listener))
+}
+
 /// Runs a binary's `main` future on a multi-threaded runtime, as `#[tokio::main]` would: a
 /// function rather than the attribute, so one executable can hold every binary's entry point
 /// (the image's `bookstore`).

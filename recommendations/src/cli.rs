@@ -17,9 +17,8 @@ async fn async_main(args: Vec<OsString>) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let grpc = platform::listen::bind(config.grpc_addr, "grpc-addr", "GRPC_ADDR").await?;
-    let admin = platform::listen::bind(config.admin_addr, "admin-addr", "ADMIN_ADDR").await?;
-    tracing::info!(grpc = %config.grpc_addr, admin = %config.admin_addr, "listening");
+    let (grpc, admin) =
+        platform::listen::bind_grpc_and_admin(config.grpc_addr, config.admin_addr).await?;
     crate::run(grpc, admin, config, platform::shutdown::shutdown_signal()).await?;
     Ok(())
 }
