@@ -128,3 +128,22 @@ pub fn signed_in_reader(port: u16) -> String {
     }
     cookie
 }
+
+/// The home page's link to the grid's second page, as `cookie`'s reader gets it: its query
+/// (`?page_token=…`), to append to the home page's address.
+pub fn next_page_link(port: u16, cookie: &str) -> String {
+    let answer = exchange(
+        port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+        ),
+        "ask for the home page",
+    );
+    answer
+        .split(r#"rel="next" href="/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|query| query.starts_with("?page_token="))
+        .expect("the home page links to the grid's second page")
+        .replace("&amp;", "&")
+}

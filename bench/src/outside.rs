@@ -14,7 +14,7 @@ use std::{
 
 use crate::{
     Args,
-    http1::signed_in_reader,
+    http1::{next_page_link, signed_in_reader},
     load::{Run, h2load_get_book, wrk, wrk_with},
     open_loop::{OpenLoop, open_loop},
     procfs::rss_mib,
@@ -25,9 +25,9 @@ use crate::{
 
 /// Scenarios 1..=BARE_PAIRED (the suite over HTTP) each follow a run of the bare pair
 /// (scenario 0); the gRPC pair runs back to back, bare tonic first.
-const BARE_PAIRED: usize = 4;
-const GRPC_BARE: usize = 5;
-const GRPC_SUITE: usize = 6;
+const BARE_PAIRED: usize = 5;
+const GRPC_BARE: usize = 6;
+const GRPC_SUITE: usize = 7;
 
 const SERVICES: [&str; 3] = ["marketplace", "recommendations", "users"];
 
@@ -180,7 +180,10 @@ fn closed_loop(rounds: usize, scenarios: &[Scenario]) -> (Vec<Vec<Run>>, Vec<Vec
 /// Ratios per round, for their median and range: an HTTP run of the suite to the bare run just
 /// before it; GetBook to the bare tonic run just before it; two runs of the suite as the ratio of
 /// their ratios to their own bare runs.
-fn ratio_targets(results: &[Vec<Run>], before: &[Vec<Run>]) -> Vec<(&'static str, Vec<f64>, f64)> {
+fn ratio_targets(
+    results: &[Vec<Run>],
+    before: &[Vec<Run>],
+) -> Vec<(&'static str, Vec<f64>, Option<f64>)> {
     let to_bare = |a: usize| -> Vec<f64> {
         let reference = match a {
             1..=BARE_PAIRED => &before[a],
@@ -201,19 +204,36 @@ fn ratio_targets(results: &[Vec<Run>], before: &[Vec<Run>]) -> Vec<(&'static str
             .collect()
     };
     vec![
-        ("GET one book, as deployed ÷ bare pair", to_bare(1), 1.5),
+        (
+            "GET one book, as deployed ÷ bare pair",
+            to_bare(1),
+            Some(1.5),
+        ),
         (
             "GET one book, access logs off ÷ bare pair",
             to_bare(2),
-            1.25,
+            Some(1.25),
         ),
-        ("home page ÷ bare pair's GET", to_bare(3), 3.0),
-        ("home page signed in ÷ bare pair's GET", to_bare(4), 3.0),
-        ("direct GetBook ÷ bare tonic", to_bare(GRPC_SUITE), 1.5),
+        ("home page ÷ bare pair's GET", to_bare(3), Some(3.0)),
+        (
+            "home page signed in ÷ bare pair's GET",
+            to_bare(4),
+            Some(3.0),
+        ),
+        (
+            "a later grid page signed in (nothing kept) ÷ bare pair's GET",
+            to_bare(5),
+            None,
+        ),
+        (
+            "direct GetBook ÷ bare tonic",
+            to_bare(GRPC_SUITE),
+            Some(1.5),
+        ),
         (
             "observability: spans and access logs (as deployed ÷ RUST_LOG=warn)",
             of_ratios(1, 2),
-            1.10,
+            Some(1.10),
         ),
     ]
 }
@@ -246,6 +266,7 @@ impl<'a> Bench<'a> {
         let book = |s: &Stack| format!("http://127.0.0.1:{}/api/v1/books/1", s.http);
         let home = format!("http://127.0.0.1:{}/", prod.http);
         let home_signed_in = home.clone();
+        let second_page = format!("{home}{}", next_page_link(prod.http, reader));
         let pages = ["gateway", "marketplace", "recommendations"];
         vec![
             (
@@ -275,11 +296,19 @@ impl<'a> Bench<'a> {
                 Box::new(move || wrk(args, &home, false, &prod.pids(&pages), scratch)),
             ),
             (
-                "GET / (home page, signed in: for you, nothing kept)",
+                "GET / (home page, signed in: grid kept a second, for you asked every time)",
                 prod.name,
                 Box::new(move || {
                     let pids = prod.pids(&pages);
                     wrk_with(args, &home_signed_in, false, Some(reader), &pids, scratch)
+                }),
+            ),
+            (
+                "GET /?page_token=… (the grid's second page, signed in: nothing kept)",
+                prod.name,
+                Box::new(move || {
+                    let pids = prod.pids(&pages);
+                    wrk_with(args, &second_page, false, Some(reader), &pids, scratch)
                 }),
             ),
             (

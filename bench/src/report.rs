@@ -82,8 +82,9 @@ pub fn throughput(report: &mut String, scenarios: &[(&str, &str)], results: &[Ve
     }
 }
 
-/// The ratio targets: each row a name, the ratios per round and the target of their median.
-pub fn targets(report: &mut String, rows: Vec<(&str, Vec<f64>, f64)>) {
+/// The ratio targets: each row a name, the ratios per round and the target of their median
+/// (`None`: shown for comparison, not judged).
+pub fn targets(report: &mut String, rows: Vec<(&str, Vec<f64>, Option<f64>)>) {
     let _ = writeln!(
         report,
         "\n## Targets (ratios of CPU per request, per round: each HTTP run of the suite to the bare pair's run just before it, GetBook to bare tonic's just before it)\n"
@@ -94,10 +95,13 @@ pub fn targets(report: &mut String, rows: Vec<(&str, Vec<f64>, f64)>) {
     );
     for (what, ratios, target) in rows {
         let (m, l, h) = median_min_max(ratios);
+        let (target, judged) = match target {
+            Some(t) => (format!("≤ {t}"), verdict(m <= t, m / t)),
+            None => ("–".to_owned(), "(for comparison)".to_owned()),
+        };
         let _ = writeln!(
             report,
-            "| {what} | {m:.2} ({l:.2}-{h:.2}) | ≤ {target} | {} |",
-            verdict(m <= target, m / target)
+            "| {what} | {m:.2} ({l:.2}-{h:.2}) | {target} | {judged} |"
         );
     }
 }

@@ -66,6 +66,11 @@ pub struct Config {
     /// recommendations is asked again, in milliseconds; 0: asked on every page view.
     #[arg(long, env = "POPULAR_CACHE_MS", default_value_t = 1000)]
     pub popular_cache_ms: u64,
+    /// How long the first page of the home page's grid (the catalog, most read first: the same
+    /// for every reader) is kept before the marketplace is asked again, in milliseconds; 0: asked
+    /// on every page view. Searches and later pages are always asked.
+    #[arg(long, env = "GRID_CACHE_MS", default_value_t = 1000)]
+    pub grid_cache_ms: u64,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 16 * 1024)]
     pub body_limit_bytes: usize,

@@ -1,8 +1,8 @@
 //! The real suite in this process: marketplace, recommendations, users and the gateway started
 //! through their library `run` on loopback port 0, SQLite files in a directory of their own.
 //!
-//! Every timer that would fire by the wall clock (log polls, upstream re-resolution, the popular
-//! panel's expiry) is set far beyond a run, so the instructions counted are those the requests
+//! Every timer that would fire by the wall clock (log polls, upstream re-resolution, the expiry
+//! of the home page's kept panel and grid) is set far beyond a run, so the instructions counted are those the requests
 //! cause, not those of however many seconds valgrind took.
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, time::Duration};
@@ -162,6 +162,8 @@ pub async fn start() -> Result<Suite, StartError> {
         "--upstream-resolve-interval-ms",
         NEVER_MS,
         "--popular-cache-ms",
+        NEVER_MS,
+        "--grid-cache-ms",
         NEVER_MS,
         "--request-timeout-ms",
         SLOW_MS,

@@ -61,27 +61,37 @@ pub async fn home(
     let grid = async {
         let catalog = s.marketplace().within(d);
         match &search {
-            Some(text) => {
-                catalog
-                    .search_books(text.clone(), GRID_PAGE, page_token.clone(), BookView::Basic)
+            Some(text) => catalog
+                .search_books(text.clone(), GRID_PAGE, page_token.clone(), BookView::Basic)
+                .await
+                .map(Arc::new),
+            // The first page is the same for every reader: kept a moment (see `Kept`).
+            None if page_token.is_empty() => {
+                s.first_grid
+                    .get(async {
+                        catalog
+                            .list_books(GRID_PAGE, String::new(), BookView::Basic)
+                            .await
+                            .map(Arc::new)
+                    })
                     .await
             }
-            None => {
-                catalog
-                    .list_books(GRID_PAGE, page_token.clone(), BookView::Basic)
-                    .await
-            }
+            None => catalog
+                .list_books(GRID_PAGE, page_token.clone(), BookView::Basic)
+                .await
+                .map(Arc::new),
         }
     };
     let panel = async {
         let recs = s.recommendations().within(d).capped(s.optional_timeout);
         let catalog = s.marketplace().within(d).capped(s.optional_timeout);
-        // Shared by every visitor: kept a moment (see `PopularPanel`).
+        // Shared by every visitor: kept a moment (see `Kept`).
         let popular = s.popular_panel.get(async {
             recs.popular(PANEL_SIZE, String::new())
                 .await?
                 .for_pages(&catalog)
                 .await
+                .map(Arc::from)
         });
         match &sess {
             Some(me) => match recs.for_me(Some(&me.token), PANEL_SIZE).await {

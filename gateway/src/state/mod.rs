@@ -1,21 +1,23 @@
 //! What every handler shares: the upstream clients, the request budget, the limits on feeds and
-//! sign-in attempts, and the pages' form key and kept panel.
+//! sign-in attempts, and the pages' form key and what the home page keeps a moment.
 
 mod csrf_key;
-mod popular;
+mod kept;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::watch;
 
 pub use self::{
     csrf_key::{CsrfKey, hex},
-    popular::PopularPanel,
+    kept::Kept,
 };
 use crate::{
     config::Config,
     error::ApiError,
-    feeds, rate_limit,
+    feeds,
+    model::{BookPage, Pick},
+    rate_limit,
     upstream::{Deadline, Marketplace, Recommendations, Upstreams, Users},
 };
 
@@ -38,7 +40,9 @@ pub struct Shared {
     pub request_timeout: Duration,
     pub optional_timeout: Duration,
     /// The home page's "Popular now" panel, kept a moment.
-    pub popular_panel: PopularPanel,
+    pub popular_panel: Kept<Arc<[Pick]>>,
+    /// The first page of the home page's grid (the catalog, most read first), kept a moment.
+    pub first_grid: Kept<Arc<BookPage>>,
     pub cookie_secure: bool,
     /// Signs the pages' form tokens (see `pages::csrf`).
     pub csrf: CsrfKey,
@@ -64,7 +68,8 @@ impl AppState {
             upstreams,
             request_timeout: config.serve.request_timeout(),
             optional_timeout: Duration::from_millis(config.optional_timeout_ms),
-            popular_panel: PopularPanel::new(Duration::from_millis(config.popular_cache_ms)),
+            popular_panel: Kept::new(Duration::from_millis(config.popular_cache_ms)),
+            first_grid: Kept::new(Duration::from_millis(config.grid_cache_ms)),
             cookie_secure: config.cookie_secure,
             csrf: match &config.csrf_secret {
                 Some(secret) => {

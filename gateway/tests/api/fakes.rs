@@ -27,6 +27,8 @@ pub struct Calls {
     pub batch_views: Vec<i32>,
     /// The id of each GetBook call.
     pub get_ids: Vec<i64>,
+    /// The page token of each ListBooks call.
+    pub list_tokens: Vec<String>,
 }
 
 pub type Recorded = Arc<Mutex<Calls>>;
@@ -55,8 +57,10 @@ fn unimplemented<T>() -> Result<Response<T>, Status> {
 impl MarketplaceService for FakeMarketplace {
     async fn list_books(
         &self,
-        _: Request<mp::ListBooksRequest>,
+        request: Request<mp::ListBooksRequest>,
     ) -> Result<Response<mp::ListBooksResponse>, Status> {
+        let token = request.into_inner().page_token;
+        self.calls.lock().unwrap().list_tokens.push(token);
         Ok(Response::new(mp::ListBooksResponse::default()))
     }
 

@@ -1,6 +1,7 @@
 //! The pages' lists of picks: named by the recommendations service itself (no BatchGetBooks),
 //! joined with the marketplace after all when a replica older than the picks' titles answers;
-//! the REST API joins with full books as it always did.
+//! the REST API joins with full books as it always did. What every reader sees alike (the
+//! grid's first page) is kept a moment.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use protos::marketplace::v1 as mp;
 
 use crate::{
     fakes::fake_services,
-    helpers::{app, get, send},
+    helpers::{app, app_with, get, send},
 };
 
 /// The side panel of the page at `uri` (with `cookie`), once the upstreams are found ready.
@@ -113,5 +114,35 @@ async fn picks_without_titles_from_an_older_replica_are_named_by_the_marketplace
         calls.lock().unwrap().batch_views,
         [mp::BookView::Basic as i32],
         "one BatchGetBooks, basic books"
+    );
+}
+
+#[tokio::test]
+async fn the_grids_first_page_is_kept_a_moment_and_later_pages_are_asked_every_time() {
+    let (url, calls) = fake_services(true).await;
+    let app = app_with(
+        gateway::routes(),
+        &url,
+        2_000,
+        &["--grid-cache-ms", "60000"],
+    );
+    // Only answers are kept: the first view that succeeds is the one call for the first page.
+    panel(&app, "/", None).await;
+    for cookie in [None, Some(reader_cookie()), None] {
+        let mut request = Request::get("/");
+        if let Some(c) = &cookie {
+            request = request.header("cookie", c);
+        }
+        let (status, _, _) = send(&app, request.body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 200);
+    }
+    for _ in 0..2 {
+        let (status, _, page) = get(&app, "/?page_token=next").await;
+        assert_eq!(status, 200, "{page}");
+    }
+    assert_eq!(
+        calls.lock().unwrap().list_tokens,
+        ["", "next", "next"],
+        "the first page once, for visitors and readers alike; a later page on every view"
     );
 }

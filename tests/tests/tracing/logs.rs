@@ -25,8 +25,8 @@ async fn without_an_exporter_logs_still_carry_one_trace_across_processes() {
         platform::database::testing::note_skip("tracing: reads the logs of a suite it started");
         return;
     }
-    // Every page view asks for the popular panel (it is otherwise kept a second).
-    let s = Suite::start_with(&[("POPULAR_CACHE_MS", "0")]).await;
+    // Every page view asks for the popular panel and the grid (each otherwise kept a second).
+    let s = Suite::start_with(&[("POPULAR_CACHE_MS", "0"), ("GRID_CACHE_MS", "0")]).await;
     let trace_id = random_hex(16);
     let parent = random_hex(8);
     let page = reqwest::Client::new()

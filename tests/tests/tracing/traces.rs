@@ -13,9 +13,12 @@ use crate::{
 
 #[tokio::test]
 async fn one_page_view_is_one_trace_across_gateway_marketplace_and_recommendations() {
-    // Every page view asks for the popular panel (it is otherwise kept a second).
+    // Every page view asks for the popular panel and the grid (each otherwise kept a second).
     let Some((collector, s)) = traced_suite(SuiteOptions {
-        env: vec![("POPULAR_CACHE_MS".into(), "0".into())],
+        env: vec![
+            ("POPULAR_CACHE_MS".into(), "0".into()),
+            ("GRID_CACHE_MS".into(), "0".into()),
+        ],
         ..SuiteOptions::default()
     })
     .await
