@@ -62,6 +62,20 @@ impl SqlRatingStore {
         Ok(position)
     }
 
+    /// A transaction that writes. SQLite's default transaction starts as a reader and becomes a
+    /// writer at its first write; when another connection committed in between, SQLite answers
+    /// "database is locked" at once, without waiting out `busy_timeout` (the reader's view is
+    /// already stale, so waiting could not help), and concurrent ratings failed. `BEGIN
+    /// IMMEDIATE` takes the write lock first, so writers wait their turn instead. PostgreSQL
+    /// locks rows as it writes them.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let pool = self.pool.get()?;
+        Ok(match self.backend {
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => pool.begin().await?,
+        })
+    }
+
     /// Commits `tx`, waking the replicas that listen (PostgreSQL delivers at commit).
     async fn commit(&self, mut tx: Transaction<'static, Any>) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
@@ -99,7 +113,7 @@ async fn stars_of(
 #[tonic::async_trait]
 impl RatingStore for SqlRatingStore {
     async fn upsert(&self, r: &RatingRow) -> Result<Written, StoreError> {
-        let mut tx = self.pool.get()?.begin().await?;
+        let mut tx = self.begin_write().await?;
         let previous = stars_of(&mut tx, &r.user_id, r.book_id).await?;
         sqlx::query(
             "INSERT INTO ratings (user_id, book_id, stars, updated_at_ms) VALUES ($1, $2, $3, $4) \
@@ -133,7 +147,7 @@ impl RatingStore for SqlRatingStore {
         book_id: i64,
         at_ms: i64,
     ) -> Result<Option<Written>, StoreError> {
-        let mut tx = self.pool.get()?.begin().await?;
+        let mut tx = self.begin_write().await?;
         let gone: Option<i64> =
             sqlx::query("DELETE FROM ratings WHERE user_id = $1 AND book_id = $2 RETURNING stars")
                 .bind(user_id)
@@ -174,7 +188,7 @@ impl RatingStore for SqlRatingStore {
     }
 
     async fn delete_user(&self, user_id: &str, at_ms: i64) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.get()?.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Exactly the rows deleted (and locked) are logged, whatever commits beside this.
         let mut gone =
             sqlx::query("DELETE FROM ratings WHERE user_id = $1 RETURNING book_id, stars")
@@ -239,7 +253,7 @@ impl RatingStore for SqlRatingStore {
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.get()?.begin().await?;
+        let mut tx = self.begin_write().await?;
         let through: Option<i64> =
             sqlx::query("SELECT MAX(position) AS p FROM rating_changes WHERE at_ms < $1")
                 .bind(before_ms)

@@ -143,6 +143,38 @@ async fn the_store_and_its_log_work_on_postgres() {
     }
 }
 
+/// Many ratings written at once, some of one book by one reader: every write succeeds (on SQLite
+/// they wait their turn for the one writer instead of being refused as "database is locked"), and
+/// each is logged once.
+async fn concurrent_writes(url: &str) {
+    let (store, _) = store_at(url).await;
+    let writes = (0..64i64).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let user = format!("reader-{}", i % 8);
+            store.upsert(&r(&user, 1 + i % 3, 1 + i % 5, i)).await
+        })
+    });
+    for w in futures_util::future::join_all(writes).await {
+        w.unwrap().expect("a concurrent write");
+    }
+    let log = store.changes(0, &[], 1000).await.unwrap();
+    assert_eq!(log.len(), 64, "every write logged once");
+    assert_eq!(all(&store).await.len(), 8 * 3);
+}
+
+#[tokio::test]
+async fn concurrent_writes_all_succeed_on_sqlite() {
+    concurrent_writes(&testing::sqlite_url("ratings-concurrent")).await;
+}
+
+#[tokio::test]
+async fn concurrent_writes_all_succeed_on_postgres() {
+    if let Some(url) = testing::postgres_url("ratings_concurrent").await {
+        concurrent_writes(&url).await;
+    }
+}
+
 /// A follower over `store`, started (its index built from a snapshot), not yet following.
 async fn follower(store: &SqlRatingStore, gap_wait: Duration) -> (Arc<Follower>, Engine) {
     let engine = Engine::default();
