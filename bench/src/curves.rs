@@ -1,9 +1,10 @@
 //! `make bench-curves`: latency against offered rate, the way microservice benchmarks report it.
 //! For each path the offered rate is swept from a tenth of the stack's capacity to beyond it in
 //! nine steps (open loop: [`crate::open_rate`]), the bare pair and the suite alternating for GET
-//! one book. A stack's capacity is the highest offered rate it serves with its p99 under the
-//! path's bound and at least 95% of the rate answered. The servers run on core 1 and the load on
-//! core 0 (`taskset`), so the load never takes the servers' CPU.
+//! one book, and four more runs per stack narrow the knee by bisection. A stack's capacity is the
+//! highest offered rate it serves with its p99 under the path's bound and at least 95% of the
+//! rate answered. The servers run on core 1 and the load on core 0 (`taskset`), so the load
+//! never takes the servers' CPU.
 
 use std::{fmt::Write as _, path::Path, process::Command, sync::Arc, time::Duration};
 
@@ -14,6 +15,11 @@ use crate::{
 
 /// The steps of a sweep, as shares of the calibrated capacity.
 const STEPS: [f64; 9] = [0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.15, 1.3];
+
+/// Runs that narrow each stack's capacity after the sweep: each halves the gap between the
+/// highest rate served within the bound and the lowest rate above it that was not, so four take a
+/// step of the ladder (15% of the calibrated rate) down to under 1%.
+const PROBES: usize = 4;
 
 /// The core the load runs on, and the one every server runs on.
 const LOAD_CPU: &str = "0";
@@ -39,9 +45,12 @@ struct Swept {
 
 /// Runs the sweep with `measured` seconds per step; the report in Markdown and the chart in SVG.
 pub fn run(bins: &Path, scratch: &Path, measured: Duration) -> (String, String) {
-    pin(std::process::id(), LOAD_CPU);
+    // The servers start on their core, so each sizes its runtime to the one core it has (as in a
+    // pod with a limit of one CPU); then this process, and the load it makes, moves to the other.
+    pin(std::process::id(), SERVER_CPU);
     let bare = bare(bins);
     let suite = suite(bins, "suite, as deployed", &[], scratch);
+    pin(std::process::id(), LOAD_CPU);
     for s in [&bare, &suite] {
         for pid in s.pids(&[]) {
             pin(pid, SERVER_CPU);
@@ -173,6 +182,20 @@ fn sweep(path: &Target, bare: &Stack, suite: &Stack, shape: Shape) -> Swept {
         }
         s.push(say(path.name, suite, rate, shape, &path.make));
     }
+    // Then the knee of each curve, the two stacks' probes alternating too.
+    for _ in 0..PROBES {
+        if path.on_bare
+            && let Some(rate) = next_probe(&b, path.bound_ms)
+        {
+            b.push(say(path.name, bare, rate, shape, &path.make));
+        }
+        if let Some(rate) = next_probe(&s, path.bound_ms) {
+            s.push(say(path.name, suite, rate, shape, &path.make));
+        }
+    }
+    for runs in [&mut b, &mut s] {
+        runs.sort_by(|x, y| x.offered.total_cmp(&y.offered));
+    }
     Swept {
         name: path.name,
         bound_ms: path.bound_ms,
@@ -190,12 +213,29 @@ fn say(name: &str, stack: &Stack, rate: f64, shape: Shape, make: &MakeRequest) -
     r
 }
 
+/// Whether `r` was served: p99 within `bound_ms`, at least 95% answered, nothing failed.
+fn served(r: &RateRun, bound_ms: f64) -> bool {
+    r.p99_ms <= bound_ms && r.achieved >= 0.95 * r.offered && r.failed == 0
+}
+
 /// The highest offered rate served within `bound_ms` at p99 with at least 95% answered.
 fn capacity(runs: &[RateRun], bound_ms: f64) -> Option<f64> {
     runs.iter()
-        .filter(|r| r.p99_ms <= bound_ms && r.achieved >= 0.95 * r.offered && r.failed == 0)
+        .filter(|r| served(r, bound_ms))
         .map(|r| r.offered)
         .fold(None, |best, x| Some(best.map_or(x, |b: f64| b.max(x))))
+}
+
+/// The rate halfway between the capacity so far and the lowest rate above it that was not
+/// served; `None` when every rate was served, none was, or the two are within 1% already.
+fn next_probe(runs: &[RateRun], bound_ms: f64) -> Option<f64> {
+    let low = capacity(runs, bound_ms)?;
+    let high = runs
+        .iter()
+        .filter(|r| r.offered > low && !served(r, bound_ms))
+        .map(|r| r.offered)
+        .min_by(f64::total_cmp)?;
+    ((high - low) / low > 0.01).then(|| ((low + high) / 2.0).round())
 }
 
 fn report(swept: &[Swept], measured: Duration) -> String {
@@ -207,8 +247,10 @@ fn report(swept: &[Swept], measured: Duration) -> String {
          and its latency counts from then, waiting for a free connection included (no coordinated \
          omission); 32 keep-alive connections (16 for the write); {} s measured per step after 1 s \
          of warm-up; \"answered\" is answers per second within the measured window; servers pinned to CPU {SERVER_CPU}, the load to CPU \
-         {LOAD_CPU} (`taskset`); release binaries; `make bench-curves`. Capacity: the highest \
-         offered rate with p99 under the bound and at least 95% answered.\n",
+         {LOAD_CPU} (`taskset`); release binaries; `make bench-curves`. Nine steps from 10% to 130% \
+         of the rate a closed loop reached, then {PROBES} runs per stack that halve the gap \
+         between its highest rate served and the lowest one above it not served. Capacity: the \
+         highest offered rate with p99 under the bound and at least 95% answered.\n",
         measured.as_secs()
     );
     let _ = writeln!(
@@ -249,7 +291,12 @@ fn report(swept: &[Swept], measured: Duration) -> String {
             let _ = writeln!(r, "| offered | answered | p50 | p99 |");
             let _ = writeln!(r, "| --- | --- | --- | --- |");
         }
-        for (i, x) in s.suite.iter().enumerate() {
+        // Every rate either stack was offered: the ladder's rates are the same for both, the
+        // probes' are each stack's own.
+        let mut rates: Vec<f64> = s.suite.iter().chain(&s.bare).map(|x| x.offered).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        let cells = |runs: &[RateRun], rate: f64| {
             let ms = |v: f64| {
                 if v.is_finite() {
                     format!("{v:.2} ms")
@@ -257,22 +304,22 @@ fn report(swept: &[Swept], measured: Duration) -> String {
                     "∞".to_owned()
                 }
             };
-            let _ = write!(
-                r,
-                "| {:.0}/s | {:.0}/s | {} | {} |",
-                x.offered,
-                x.achieved,
-                ms(x.p50_ms),
-                ms(x.p99_ms)
-            );
-            if let Some(b) = s.bare.get(i) {
-                let _ = write!(
-                    r,
-                    " {:.0}/s | {} | {} |",
-                    b.achieved,
-                    ms(b.p50_ms),
-                    ms(b.p99_ms)
-                );
+            runs.iter().find(|x| x.offered == rate).map_or_else(
+                || " – | – | – |".to_owned(),
+                |x| {
+                    format!(
+                        " {:.0}/s | {} | {} |",
+                        x.achieved,
+                        ms(x.p50_ms),
+                        ms(x.p99_ms)
+                    )
+                },
+            )
+        };
+        for rate in rates {
+            let _ = write!(r, "| {rate:.0}/s |{}", cells(&s.suite, rate));
+            if bare {
+                let _ = write!(r, "{}", cells(&s.bare, rate));
             }
             let _ = writeln!(r);
         }
@@ -298,7 +345,7 @@ fn swept_series(swept: &[Swept]) -> Vec<crate::chart::Panel> {
 
 /// Signs a new reader up and in through the API; their bearer token.
 fn api_token(port: u16) -> String {
-    let email = format!("curves-{}@example.org", tests::free_port());
+    let email = format!("curves-{}@example.org", ::tests::free_port());
     let password = "bench-password-1";
     let post = |path: &str, body: String| {
         let req = format!(
@@ -322,4 +369,45 @@ fn api_token(port: u16) -> String {
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_else(|| panic!("no token in {answer}"))
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(offered: f64, p99_ms: f64) -> RateRun {
+        RateRun {
+            offered,
+            achieved: offered,
+            p50_ms: p99_ms / 3.0,
+            p99_ms,
+            failed: 0,
+        }
+    }
+
+    #[test]
+    fn probes_halve_the_gap_above_the_capacity_until_it_is_under_one_percent() {
+        let mut runs = vec![run(1000.0, 1.0), run(2000.0, 2.0), run(3000.0, 40.0)];
+        assert_eq!(capacity(&runs, 5.0), Some(2000.0));
+        assert_eq!(next_probe(&runs, 5.0), Some(2500.0));
+        runs.push(run(2500.0, 9.0));
+        assert_eq!(next_probe(&runs, 5.0), Some(2250.0));
+        runs.push(run(2250.0, 4.0));
+        assert_eq!(capacity(&runs, 5.0), Some(2250.0));
+        assert_eq!(next_probe(&runs, 5.0), Some(2375.0));
+        // Within 1%: no more probes.
+        runs.push(run(2260.0, 6.0));
+        assert_eq!(next_probe(&runs, 5.0), None);
+    }
+
+    #[test]
+    fn no_probe_when_every_rate_or_none_was_served_and_a_short_answer_is_not_served() {
+        assert_eq!(next_probe(&[run(1000.0, 1.0), run(2000.0, 2.0)], 5.0), None);
+        assert_eq!(next_probe(&[run(1000.0, 9.0)], 5.0), None);
+        let short = RateRun {
+            achieved: 900.0,
+            ..run(1000.0, 1.0)
+        };
+        assert_eq!(capacity(&[run(500.0, 1.0), short], 5.0), Some(500.0));
+    }
 }
