@@ -246,8 +246,8 @@ fn report(swept: &[Swept], measured: Duration) -> String {
         "Open loop: each request is sent when it is due whether or not earlier ones were answered, \
          and its latency counts from then, waiting for a free connection included (no coordinated \
          omission); 32 keep-alive connections (16 for the write); {} s measured per step after 1 s \
-         of warm-up; \"answered\" is answers per second within the measured window; servers pinned to CPU {SERVER_CPU}, the load to CPU \
-         {LOAD_CPU} (`taskset`); release binaries; `make bench-curves`. Nine steps from 10% to 130% \
+         of warm-up; \"answered\" is answers per second within the measured window; servers started on CPU {SERVER_CPU} (so each \
+         runtime has one worker, as a pod's CPU limit makes it), the load on CPU {LOAD_CPU} (`taskset`); release binaries; `make bench-curves`. Nine steps from 10% to 130% \
          of the rate a closed loop reached, then {PROBES} runs per stack that halve the gap \
          between its highest rate served and the lowest one above it not served. Capacity: the \
          highest offered rate with p99 under the bound and at least 95% answered.\n",

@@ -45,6 +45,55 @@ pub fn wrk_with(
     pids: &[u32],
     dir: &Path,
 ) -> Run {
+    let cmd = wrk_command(args, args.connections, url, random_book, cookie, dir);
+    measure(cmd, pids, |out| parse_wrk(out, url))
+}
+
+/// A duet (Bulej et al., "Duet Benchmarking", 2020): two stacks loaded at the same time, each by
+/// its own wrk with half the connections, for a random book each request, so both see the same
+/// machine at the same moments; each run's CPU per request is that of its own `pids`. On a
+/// machine whose speed drifts by 20% within seconds, the ratio of two runs made at once moves far
+/// less than that of two runs made one after the other.
+pub fn wrk_duet(args: &Args, a: (&str, &[u32]), b: (&str, &[u32]), dir: &Path) -> (Run, Run) {
+    let half = (args.connections / 2).max(1);
+    let before = (cpu_seconds_of(a.1), cpu_seconds_of(b.1));
+    let spawn = |url| {
+        wrk_command(args, half, url, true, None, dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("wrk (apt-get install wrk)")
+    };
+    let (wa, wb) = (spawn(a.0), spawn(b.0));
+    let (oa, ob) = (
+        wa.wait_with_output().expect("wrk"),
+        wb.wait_with_output().expect("wrk"),
+    );
+    let after = (cpu_seconds_of(a.1), cpu_seconds_of(b.1));
+    let run = |out: std::process::Output, url: &str, cpu: f64| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "wrk failed against {url}: {text}");
+        let mut run = parse_wrk(&text, url);
+        assert!(run.requests > 0.0, "no requests counted:\n{text}");
+        run.cpu_us = cpu * 1e6 / run.requests;
+        run
+    };
+    (
+        run(oa, a.0, after.0 - before.0),
+        run(ob, b.0, after.1 - before.1),
+    )
+}
+
+/// The wrk command line: `connections` connections for `args.seconds`, a random book per request
+/// when `random_book`, `cookie` with every request.
+fn wrk_command(
+    args: &Args,
+    connections: usize,
+    url: &str,
+    random_book: bool,
+    cookie: Option<&str>,
+    dir: &Path,
+) -> Command {
     let script = dir.join("random-book.lua");
     std::fs::write(
         &script,
@@ -54,7 +103,7 @@ pub fn wrk_with(
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t2",
-        &format!("-c{}", args.connections),
+        &format!("-c{connections}"),
         &format!("-d{}s", args.seconds),
         "--latency",
     ]);
@@ -65,7 +114,7 @@ pub fn wrk_with(
         cmd.arg("-H").arg(format!("Cookie: {c}"));
     }
     cmd.arg(url);
-    measure(cmd, pids, |out| parse_wrk(out, url))
+    cmd
 }
 
 /// wrk's summary: requests, requests/s, p50 and p99; errors fail the run.

@@ -87,7 +87,7 @@ pub fn throughput(report: &mut String, scenarios: &[(&str, &str)], results: &[Ve
 pub fn targets(report: &mut String, rows: Vec<(&str, Vec<f64>, Option<f64>)>) {
     let _ = writeln!(
         report,
-        "\n## Targets (ratios of CPU per request, per round: each HTTP run of the suite to the bare pair's run just before it, GetBook to bare tonic's just before it)\n"
+        "\n## Targets (ratios of CPU per request, per round: each HTTP run of the suite to the bare pair's run just before it, GetBook to bare tonic's just before it; spans and access logs: the suite as deployed and the suite with RUST_LOG=warn loaded at once, half the connections each)\n"
     );
     let _ = writeln!(
         report,
