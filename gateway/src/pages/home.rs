@@ -65,21 +65,20 @@ pub async fn home(
                 .search_books(text.clone(), GRID_PAGE, page_token.clone(), BookView::Basic)
                 .await
                 .map(Arc::new),
-            // The first page is the same for every reader: kept a moment (see `Kept`).
-            None if page_token.is_empty() => {
-                s.first_grid
-                    .get(async {
-                        catalog
-                            .list_books(GRID_PAGE, String::new(), BookView::Basic)
-                            .await
-                            .map(Arc::new)
-                    })
-                    .await
+            None => {
+                let list = async {
+                    catalog
+                        .list_books(GRID_PAGE, page_token.clone(), BookView::Basic)
+                        .await
+                        .map(Arc::new)
+                };
+                // The first page is the same for every reader: kept a moment (see `Kept`).
+                if page_token.is_empty() {
+                    s.first_grid.get(list).await
+                } else {
+                    list.await
+                }
             }
-            None => catalog
-                .list_books(GRID_PAGE, page_token.clone(), BookView::Basic)
-                .await
-                .map(Arc::new),
         }
     };
     let panel = async {
