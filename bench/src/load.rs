@@ -70,17 +70,9 @@ pub fn wrk_duet(args: &Args, a: (&str, &[u32]), b: (&str, &[u32]), dir: &Path) -
         wb.wait_with_output().expect("wrk"),
     );
     let after = (cpu_seconds_of(a.1), cpu_seconds_of(b.1));
-    let run = |out: std::process::Output, url: &str, cpu: f64| {
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "wrk failed against {url}: {text}");
-        let mut run = parse_wrk(&text, url);
-        assert!(run.requests > 0.0, "no requests counted:\n{text}");
-        run.cpu_us = cpu * 1e6 / run.requests;
-        run
-    };
     (
-        run(oa, a.0, after.0 - before.0),
-        run(ob, b.0, after.1 - before.1),
+        read_run(&oa, after.0 - before.0, |out| parse_wrk(out, a.0)),
+        read_run(&ob, after.1 - before.1, |out| parse_wrk(out, b.0)),
     )
 }
 
@@ -197,7 +189,12 @@ fn measure(mut cmd: Command, pids: &[u32], parse: impl Fn(&str) -> Run) -> Run {
     let out = cmd
         .output()
         .expect("the load tool (apt-get install wrk nghttp2-client)");
-    let after = cpu_seconds_of(pids);
+    read_run(&out, cpu_seconds_of(pids) - before, parse)
+}
+
+/// A load tool's finished run, read with `parse`, with the `cpu_seconds` the servers spent
+/// meanwhile as CPU per request.
+fn read_run(out: &std::process::Output, cpu_seconds: f64, parse: impl Fn(&str) -> Run) -> Run {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -206,7 +203,7 @@ fn measure(mut cmd: Command, pids: &[u32], parse: impl Fn(&str) -> Run) -> Run {
     );
     let mut run = parse(&text);
     assert!(run.requests > 0.0, "no requests counted:\n{text}");
-    run.cpu_us = (after - before) * 1e6 / run.requests;
+    run.cpu_us = cpu_seconds * 1e6 / run.requests;
     run
 }
 

@@ -233,13 +233,17 @@ fn ratio_targets(
     ]
 }
 
+/// GET one book's address on `s`'s gateway.
+fn book_url(s: &Stack) -> String {
+    format!("http://127.0.0.1:{}/api/v1/books/1", s.http)
+}
+
 /// What spans and access logs cost: GET one book on the suite as deployed and on the suite with
 /// `RUST_LOG=warn`, loaded at once ([`wrk_duet`]) `args.rounds` times; the ratios of their CPU per
 /// request. (Each divided by a different bare run made seconds apart, the ratio of two ratios
 /// spread 0.77-1.49 over five rounds; made at once, 1.03-1.13 over six.)
 fn observability_duet(args: &Args, prod: &Stack, quiet: &Stack, scratch: &Path) -> Vec<f64> {
-    let url = |s: &Stack| format!("http://127.0.0.1:{}/api/v1/books/1", s.http);
-    let (prod_url, quiet_url) = (url(prod), url(quiet));
+    let (prod_url, quiet_url) = (book_url(prod), book_url(quiet));
     let pids = |s: &Stack| s.pids(&["gateway", "marketplace"]);
     let (prod_pids, quiet_pids) = (pids(prod), pids(quiet));
     (0..args.rounds)
@@ -287,7 +291,6 @@ impl<'a> Bench<'a> {
             prod,
             quiet,
         } = *self;
-        let book = |s: &Stack| format!("http://127.0.0.1:{}/api/v1/books/1", s.http);
         let home = format!("http://127.0.0.1:{}/", prod.http);
         let home_signed_in = home.clone();
         let second_page = format!("{home}{}", next_page_link(prod.http, reader));
@@ -296,14 +299,14 @@ impl<'a> Bench<'a> {
             (
                 "GET /api/v1/books/{id}",
                 bare.name,
-                Box::new(move || wrk(args, &book(bare), true, &bare.pids(&[]), scratch)),
+                Box::new(move || wrk(args, &book_url(bare), true, &bare.pids(&[]), scratch)),
             ),
             (
                 "GET /api/v1/books/{id}",
                 prod.name,
                 Box::new(move || {
                     let pids = prod.pids(&["gateway", "marketplace"]);
-                    wrk(args, &book(prod), true, &pids, scratch)
+                    wrk(args, &book_url(prod), true, &pids, scratch)
                 }),
             ),
             (
@@ -311,7 +314,7 @@ impl<'a> Bench<'a> {
                 quiet.name,
                 Box::new(move || {
                     let pids = quiet.pids(&["gateway", "marketplace"]);
-                    wrk(args, &book(quiet), true, &pids, scratch)
+                    wrk(args, &book_url(quiet), true, &pids, scratch)
                 }),
             ),
             (
