@@ -54,6 +54,17 @@ pub struct SuiteOptions {
     pub recommendations_db: Option<String>,
 }
 
+/// The lowest port [`free_port`] picks.
+const LOWEST_PORT: u16 = 10_000;
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`).
+fn ephemeral_from() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
 /// A loopback port free at the time of asking, for a process that binds it itself: the one helper
 /// every test and benchmark that starts binaries uses.
 ///
@@ -63,16 +74,14 @@ pub struct SuiteOptions {
 /// source port, and the process fails to start. Ports below the range are never taken that way.
 /// The kernel's choice is the fallback when no port below the range binds.
 pub fn free_port() -> u16 {
-    const LOWEST: u16 = 10_000;
-    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    if let Some(span) = ephemeral_from.checked_sub(LOWEST).filter(|s| *s > 1_000) {
+    if let Some(span) = ephemeral_from()
+        .checked_sub(LOWEST_PORT)
+        .filter(|s| *s > 1_000)
+    {
         for _ in 0..64 {
             let mut b = [0u8; 2];
             getrandom::getrandom(&mut b).expect("random source");
-            let port = LOWEST + u16::from_le_bytes(b) % span;
+            let port = LOWEST_PORT + u16::from_le_bytes(b) % span;
             if TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
@@ -192,13 +201,12 @@ pub fn fresh_books(n: i64) -> Vec<i64> {
 mod tests {
     #[test]
     fn free_ports_lie_below_the_ephemeral_range_and_bind() {
-        let ephemeral_from: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|r| r.split_whitespace().next()?.parse().ok())
-            .unwrap_or(32_768);
         for _ in 0..20 {
             let port = super::free_port();
-            assert!((10_000..ephemeral_from).contains(&port), "{port}");
+            assert!(
+                (super::LOWEST_PORT..super::ephemeral_from()).contains(&port),
+                "{port}"
+            );
             std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port binds");
         }
     }
