@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tests::{Suite, bin_dir, unique};
 
 use crate::run::Run;
@@ -80,19 +80,9 @@ async fn seeding_twice_with_one_seed_creates_the_same_users_and_ratings_once() {
     let email = first.summary["first_user_email"].as_str().unwrap();
     assert_eq!(email, format!("seed-{seed_number}-0@example.org"));
     let c = reqwest::Client::new();
-    let session: Value = c
-        .post(format!("{}/api/v1/sessions", s.base_url))
-        .json(&json!({"email": email, "password": format!("seed-{seed_number}-0-correct-horse")}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["access_token"]
-        .as_str()
-        .expect("signed in")
-        .to_owned();
+    let token = s
+        .sign_in(&c, email, &format!("seed-{seed_number}-0-correct-horse"))
+        .await;
     let mut ratings = Vec::new();
     let mut page_token: Option<String> = None;
     for _ in 0..20 {

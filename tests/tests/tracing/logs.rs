@@ -79,20 +79,9 @@ async fn no_password_or_token_reaches_a_log() {
         "{}",
         signed_up.text().await.unwrap()
     );
-    let session: serde_json::Value = c
-        .post(format!("{}/api/v1/sessions", s.base_url))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {session}"));
+    let token = s.sign_in(&c, &email, &password).await;
     c.get(format!("{}/api/v1/me/ratings", s.base_url))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -109,6 +98,6 @@ async fn no_password_or_token_reaches_a_log() {
         );
         assert!(!log.contains(&password), "{name} logged a password");
         assert!(!log.contains("wrong-password"), "{name} logged a password");
-        assert!(!log.contains(token), "{name} logged a token");
+        assert!(!log.contains(&token), "{name} logged a token");
     }
 }
